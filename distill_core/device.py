@@ -1,0 +1,107 @@
+"""Where and how tensors run: device choice, mixed precision and memory format, decided once.
+
+`auto` picks CUDA, then MPS, then CPU. Precision `auto` means bf16 autocast where the hardware does
+bf16 natively (CUDA with bf16 support, CPUs with AVX512-BF16/AMX) and fp32 elsewhere; fp16 on CUDA uses
+a gradient scaler. Channels-last is on for CUDA and CPU (faster convolutions on both); losses are
+always computed in fp32.
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+from dataclasses import dataclass, field
+
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible; use --device auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but Apple MPS is not available; use --device auto or cpu")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ValueError(f"unknown device '{name}': choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name != "auto":
+        if name not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"unknown precision '{name}': choose auto, fp32, bf16 or fp16")
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def describe(device: torch.device) -> str:
+    """Human name of a device, for the app's sidebar and run records."""
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+@dataclass
+class Runtime:
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    precision: str = "fp32"
+    channels_last: bool = True
+
+    @classmethod
+    def create(cls, device: str = "auto", precision: str = "auto", channels_last: bool | None = None) -> "Runtime":
+        dev = resolve_device(device)
+        prec = resolve_precision(precision, dev)
+        if channels_last is None:
+            channels_last = dev.type in ("cuda", "cpu")
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        return cls(dev, prec, channels_last)
+
+    def __post_init__(self):
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" and self.device.type == "cuda" else None
+
+    @property
+    def dtype(self):
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
+
+    def module(self, m: torch.nn.Module) -> torch.nn.Module:
+        m = m.to(self.device)
+        return m.to(memory_format=torch.channels_last) if self.channels_last else m
+
+    def backward(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+            self.scaler.update()
+
+    def describe(self) -> dict:
+        return {"device": str(self.device), "name": describe(self.device), "precision": self.precision,
+                "channels_last": self.channels_last}
