@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from distill_core.data.datasets import DataError, load_dataset, pil_to_uint8, resize_uint8
+
+from conftest import CIFAR10_MINI, needs_cifar10_mini
+
+
+def _folder(tmp_path):
+    root = tmp_path / "set"
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (root / split / cls).mkdir(parents=True)
+    Image.new("L", (40, 30), 128).save(root / "train/cat/gray.png")
+    Image.new("RGBA", (8, 8), (255, 0, 0, 128)).save(root / "train/cat/rgba.png")
+    Image.fromarray(np.full((50, 50), 40000, dtype=np.uint16)).save(root / "train/dog/deep.png")
+    Image.new("P", (64, 64), 3).save(root / "train/dog/palette.png")
+    (root / "train/dog/broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    Image.new("RGB", (32, 32), (0, 255, 0)).save(root / "test/cat/a.png")
+    Image.new("RGB", (3, 3), (0, 0, 255)).save(root / "test/dog/tiny.png")
+    return root
+
+
+def test_folder_of_odd_images_loads_at_encoder_size(tmp_path):
+    root = _folder(tmp_path)
+    train = load_dataset(f"folder:{root}", "train", size=32)
+    assert train.images.shape == (4, 3, 32, 32) and train.classes == ["cat", "dog"]
+    assert train.labels.tolist() == [0, 0, 1, 1] and train.meta["skipped"] == 1
+    test = load_dataset(f"folder:{root}", "test", size=16)
+    assert test.images.shape == (2, 3, 16, 16) and test.images[1, 2].float().mean() == 255
+
+
+def test_missing_or_empty_folders_are_clear(tmp_path):
+    with pytest.raises(DataError, match="no 'train/' folder"):
+        load_dataset(f"folder:{tmp_path / 'nowhere'}", "train")
+    (tmp_path / "empty/train").mkdir(parents=True)
+    with pytest.raises(DataError, match="no class sub-folders"):
+        load_dataset(f"folder:{tmp_path / 'empty'}", "train")
+
+
+def test_unknown_dataset_and_missing_torchvision_data_say_what_to_do(tmp_path):
+    with pytest.raises(DataError, match="unknown dataset 'imagenet'"):
+        load_dataset("imagenet", "train")
+    with pytest.raises(DataError, match="pass --download"):
+        load_dataset("cifar10", "test", root=str(tmp_path))
+
+
+def test_resize_and_pil_conversion():
+    x = torch.randint(0, 256, (2, 3, 96, 96), dtype=torch.uint8)
+    assert resize_uint8(x, 32).shape == (2, 3, 32, 32)
+    assert resize_uint8(x, 96) is not None and torch.equal(resize_uint8(x, 96), x)
+    assert pil_to_uint8(Image.new("1", (10, 10), 1), 32).shape == (3, 32, 32)
+
+
+def test_embedded_sets_load_by_name_with_sizes():
+    s = load_dataset("signs", "test", n=50, seed=2)
+    assert len(s) == 50 and s.name == "signs:test"
+
+
+@needs_cifar10_mini
+def test_real_cifar10_sample_loads_as_folder():
+    train = load_dataset(f"folder:{CIFAR10_MINI}", "train", n=500)
+    test = load_dataset(f"folder:{CIFAR10_MINI}", "test")
+    assert len(train) == 500 and len(test) == 2000 and len(test.classes) == 10
+    assert test.class_index("truck") == 9
