@@ -1,0 +1,111 @@
+"""`python -m distill_core TASK [--preset P] [--out DIR] [--FIELD VALUE ...]`
+
+Every config field of a task is a flag (`--epochs 5`, `--width 0.5`, `--device cpu`); the preset fills
+what flags leave out, the reference defaults fill the rest. Progress goes to stderr; the last line of
+stdout is the run's JSON summary. Errors are one sentence on stderr and exit status 2 (bad input) or
+1 (the task failed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import MISSING, fields
+
+from .data.datasets import DataError, describe_datasets
+from .models.checkpoint import CheckpointError
+from .presets import PRESETS
+from .runs.events import Cancelled, Event
+from .tasks import TASKS, TaskFailed, make_config, run_task
+
+
+FLAG_TYPES = {"int": int, "float": float, "bool": bool, "str": str}  # annotations are strings here
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls) -> None:
+    for f in fields(config_cls):
+        kind = FLAG_TYPES[f.type]
+        default = f.default if f.default is not MISSING else None
+        help_ = f"{f.metadata.get('help', '')} (reference default: {default})"
+        name = "--" + f.name.replace("_", "-")
+        if kind is bool:
+            parser.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            parser.add_argument(name, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(), help=help_)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m distill_core", description="Backdoor Distillation Lab engine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, task in TASKS.items():
+        p = sub.add_parser(name, help=task.description, description=task.description)
+        p.add_argument("--preset", default="demo", choices=list(PRESETS) + ["none"],
+                       help="preset over the reference defaults (default: demo, offline on embedded data)")
+        p.add_argument("--out", default=None, help="run directory to write (default: a new one under runs/)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_config_flags(p, task.config)
+    sub.add_parser("datasets", help="list the datasets the lab can load")
+    return parser
+
+
+class Progress:
+    """Renders engine events on stderr: a bar for steps, a line per epoch, log messages."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet, self.bar = quiet, None
+
+    def __call__(self, event: Event) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+        kind = event.get("kind")
+        if kind == "step":
+            if self.bar is None:
+                self.bar = tqdm(total=event["total"], unit="step", file=sys.stderr, dynamic_ncols=True)
+            self.bar.n = event["step"]
+            self.bar.set_postfix(loss=f"{event['loss']:.3f}", refresh=True)
+        elif kind == "epoch":
+            extra = "".join(f" {k} {event[k]:.3f}" for k in ("loss", "knn") if event.get(k) is not None)
+            tqdm.write(f"epoch {event['epoch']}/{event['epochs']}{extra}", file=sys.stderr)
+        elif kind == "log":
+            tqdm.write(event.get("message", ""), file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "datasets":
+        for name, text in describe_datasets().items():
+            print(f"{name:12s} {text}")
+        return 0
+    task = TASKS[args.command]
+    overrides = {f.name: getattr(args, f.name) for f in fields(task.config) if getattr(args, f.name) is not None}
+    progress = Progress(args.quiet)
+    try:
+        cfg = make_config(args.command, None if args.preset == "none" else args.preset, overrides)
+        command = " ".join(["python -m distill_core", *(argv if argv is not None else sys.argv[1:])])
+        _, summary = run_task(args.command, cfg, out=args.out, on_event=progress, command=command)
+    except TaskFailed as e:
+        progress.close()
+        cause = e.__cause__
+        bad_input = isinstance(cause, (ValueError, DataError, CheckpointError))
+        print(f"error: {e} (run record: {e.run_path})", file=sys.stderr)
+        return 2 if bad_input else 1
+    except (ValueError, DataError, CheckpointError) as e:
+        progress.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        progress.close()
+        print("cancelled", file=sys.stderr)
+        return 130
+    progress.close()
+    print(json.dumps(summary, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

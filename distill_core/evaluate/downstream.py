@@ -1,0 +1,44 @@
+"""Scoring an encoder on a downstream task: frozen features -> probe -> CA, ASR, ASR-all, per class.
+
+`Downstream` loads the task's splits once and fixes the trigger and target class, so the clean, poisoned
+and purified encoders of a story are all scored the same way (ASR-B is `score(clean_encoder)["asr"]`).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..config import DownstreamConfig
+from ..data.datasets import load_dataset
+from ..data.triggers import Trigger
+from ..device import Runtime
+from .features import extract_features
+from .metrics import accuracy, attack_success, per_class_accuracy
+from .probe import Probe, ProbeConfig, fit_probe
+
+
+class Downstream:
+    def __init__(self, cfg: DownstreamConfig, runtime: Runtime, trigger: Trigger | None = None,
+                 target: str | int | None = None):
+        common = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size, seed=cfg.data_seed)
+        self.name = cfg.downstream
+        self.train = load_dataset(cfg.downstream, "train", n=cfg.n_downstream_train or None, **common)
+        self.test = load_dataset(cfg.downstream, "test", n=cfg.n_downstream_test or None, **common)
+        self.classes = self.train.classes
+        self.runtime, self.trigger = runtime, trigger
+        self.target = self.train.class_index(target) if target not in (None, "") else None
+        self.probe_cfg = ProbeConfig(kind=cfg.probe, epochs=cfg.probe_epochs, seed=cfg.data_seed)
+
+    def fit(self, encoder: torch.nn.Module) -> Probe:
+        features = extract_features(encoder, self.train.images, self.runtime)
+        return fit_probe(features, self.train.labels, len(self.classes), self.probe_cfg)
+
+    def score(self, encoder: torch.nn.Module, probe: Probe | None = None) -> dict:
+        """CA and per-class accuracy; with a trigger and target also ASR and ASR-all (fractions)."""
+        probe = probe or self.fit(encoder)
+        labels = self.test.labels
+        pred = probe.predict(extract_features(encoder, self.test.images, self.runtime))
+        out = {"ca": accuracy(pred, labels), "per_class": per_class_accuracy(pred, labels, self.classes)}
+        if self.trigger is not None and self.target is not None:
+            triggered = extract_features(encoder, self.test.images, self.runtime, transform=self.trigger)
+            out.update(attack_success(probe.predict(triggered), labels, self.target))
+        return out

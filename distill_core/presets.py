@@ -1,0 +1,39 @@
+"""Named presets: overrides of the reference defaults, per task.
+
+- `demo`: the embedded data (shapes -> signs), a width-0.25 encoder and budgets that fit a 2-core CPU:
+  pre-training in about a minute. The crop scale is 0.2 instead of 0.08: on 32 px images with one object,
+  8% crops often hold no object at all, and in a one-minute budget 0.2 reaches a far better encoder
+  (measured on the demo data: 59% vs 43% downstream probe accuracy after 90 s).
+- `paper`: the reference setup (CIFAR-10 pre-training, GTSRB downstream, full-width ResNet-18, BadEncoder's
+  MLP probe); needs the datasets under --data-root and, realistically, a GPU.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEMO_ENCODER = ASSETS / "demo_encoder.safetensors"
+
+_DEMO_DATA = {"downstream": "signs", "n_downstream_train": 3000, "n_downstream_test": 1000,
+              "probe": "linear", "precision": "auto"}
+
+PRESETS: dict[str, dict[str, dict]] = {
+    "demo": {
+        "pretrain": {**_DEMO_DATA, "data": "shapes", "n_train": 5000, "width": 0.25, "epochs": 12,
+                     "crop_scale": 0.2, "knn_every": 4},
+        "evaluate": {**_DEMO_DATA},
+    },
+    "paper": {
+        "pretrain": {"data": "cifar10", "downstream": "gtsrb", "width": 1.0, "epochs": 1000, "probe": "mlp",
+                     "knn_every": 50, "save_every": 50},
+        "evaluate": {"downstream": "gtsrb", "probe": "mlp"},
+    },
+}
+
+
+def preset_overrides(name: str | None, task: str) -> dict:
+    if not name:
+        return {}
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset '{name}': choose {', '.join(PRESETS)}")
+    return dict(PRESETS[name].get(task, {}))
