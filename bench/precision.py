@@ -1,0 +1,27 @@
+"""Does bf16 autocast cost accuracy? The demo pre-training in fp32 and in bf16, same seed, same data.
+
+Reports the downstream probe accuracy and wall time of each, so the speed-up is weighed against accuracy.
+"""
+from __future__ import annotations
+
+import tempfile
+
+from distill_core.device import cpu_has_bf16, resolve_device
+from distill_core.tasks import make_config, run_task
+
+COLUMNS = ["precision", "ca_simclr", "ca_random_init", "train_s", "speedup"]
+
+
+def run(device: str = "auto", repeats: int = 1) -> list[dict]:
+    dev = resolve_device(device)
+    lowp = "bf16" if dev.type == "cuda" or cpu_has_bf16() else None
+    rows = []
+    for precision in ["fp32"] + ([lowp] if lowp else []):
+        cfg = make_config("pretrain", "demo", {"precision": precision, "device": device})
+        with tempfile.TemporaryDirectory() as out:
+            _, s = run_task("pretrain", cfg, out=out)
+        rows.append({"bench": "precision", "precision": precision, "ca_simclr": s["ca_simclr"],
+                     "ca_random_init": s["ca_random_init"], "train_s": s["seconds"]["train"]})
+    for r in rows:
+        r["speedup"] = rows[0]["train_s"] / r["train_s"]
+    return rows
