@@ -33,16 +33,3 @@ class CancelToken:
         if self._flag.is_set():
             raise Cancelled("cancelled by the user")
 
-
-def ignore(_: Event) -> None:
-    """An `on_event` that listens to nothing."""
-
-
-def fan_out(*listeners: OnEvent | None) -> OnEvent:
-    """One `on_event` that forwards every event to each listener given."""
-    active = [f for f in listeners if f is not None]
-
-    def emit(event: Event) -> None:
-        for f in active:
-            f(event)
-    return emit

@@ -19,9 +19,8 @@ import threading
 import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Callable
 
-from .events import Event
+from .events import Event, OnEvent
 
 DEFAULT_ROOT = Path(os.environ.get("DISTILL_RUNS", "runs"))
 
@@ -67,7 +66,7 @@ def new_run_id(kind: str) -> str:
 class Run:
     """A run directory being written. Call it with an event (it forwards to `listener` too); end with `finish`."""
 
-    def __init__(self, path: Path, kind: str, config, listener: Callable[[Event], None] | None = None,
+    def __init__(self, path: Path, kind: str, config, listener: OnEvent | None = None,
                  command: str | None = None):
         self.path = Path(path)
         self.listener = listener
