@@ -61,9 +61,10 @@ class Progress:
         kind = event.get("kind")
         if kind == "step":
             if self.bar is None:
-                self.bar = tqdm(total=event["total"], unit="step", file=sys.stderr, dynamic_ncols=True)
-            self.bar.n = event["step"]
-            self.bar.set_postfix(loss=f"{event['loss']:.3f}", refresh=True)
+                self.bar = tqdm(total=event["total"], initial=event["step"], unit="step", file=sys.stderr,
+                                dynamic_ncols=True)
+            self.bar.update(event["step"] - self.bar.n)
+            self.bar.set_postfix(loss=f"{event['loss']:.3f}")
         elif kind == "epoch":
             extra = "".join(f" {k} {event[k]:.3f}" for k in ("loss", "knn") if event.get(k) is not None)
             tqdm.write(f"epoch {event['epoch']}/{event['epochs']}{extra}", file=sys.stderr)

@@ -80,6 +80,7 @@ def pretrain(cfg: PretrainConfig, run: Run, cancel: CancelToken) -> dict:
     steps_per_epoch = len(train) // cfg.batch_size
     total, step, knn = steps_per_epoch * cfg.epochs, 0, None
     images = train.images.pin_memory() if rt.device.type == "cuda" else train.images
+
     def save(**results):
         prov = {"task": "pretrain", "run": run.id, "command": run.record.get("command"), "config": asdict(cfg),
                 "steps": step, "of_steps": total, "runtime": rt.describe(),
