@@ -35,7 +35,6 @@ class DataError(ValueError):
 class Source:
     description: str
     load: Callable[..., ImageSet]  # (split, root, download, size) -> ImageSet
-    embedded: bool = False
     target: str | None = None  # the attack's usual target class (BadEncoder's choice for real sets)
 
 
@@ -145,8 +144,8 @@ GTSRB_CLASSES = [
 ]
 
 SOURCES: dict[str, Source] = {
-    "shapes": Source(synthetic.SPECS["shapes"].description, _embedded("shapes"), embedded=True, target="star"),
-    "signs": Source(synthetic.SPECS["signs"].description, _embedded("signs"), embedded=True, target="priority"),
+    "shapes": Source(synthetic.SPECS["shapes"].description, _embedded("shapes"), target="star"),
+    "signs": Source(synthetic.SPECS["signs"].description, _embedded("signs"), target="priority"),
     "cifar10": Source("CIFAR-10 (torchvision): 50k/10k 32 px images, 10 classes.",
                       _torchvision("CIFAR10", lambda s: {"train": s == "train"}), target="truck"),
     "stl10": Source("STL-10 (torchvision): 5k/8k labelled 96 px images, 10 classes; resized.",
