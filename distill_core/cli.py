@@ -34,7 +34,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls) -> None:
             parser.add_argument(name, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(), help=help_)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(variants: dict[str, str] | None = None) -> argparse.ArgumentParser:
+    """The CLI; `variants` picks a task's variant config (e.g. {"attack": "drupe"}) for its flags."""
     parser = argparse.ArgumentParser(prog="python -m distill_core", description="Backdoor Distillation Lab engine.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, task in TASKS.items():
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="preset over the reference defaults (default: demo, offline on embedded data)")
         p.add_argument("--out", default=None, help="run directory to write (default: a new one under runs/)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
-        add_config_flags(p, task.config)
+        add_config_flags(p, task.config_for((variants or {}).get(task.variant)))
     sub.add_parser("datasets", help="list the datasets the lab can load")
     return parser
 
@@ -76,18 +77,30 @@ class Progress:
             self.bar.close()
 
 
+def _variants(argv: list[str]) -> dict[str, str]:
+    """Read variant flags (--attack NAME) ahead of the full parse, which needs them to list the right flags."""
+    pre = argparse.ArgumentParser(add_help=False)
+    keys = sorted({t.variant for t in TASKS.values() if t.variant})
+    for key in keys:
+        pre.add_argument(f"--{key}")
+    known, _ = pre.parse_known_args(argv)
+    return {k: getattr(known, k) for k in keys if getattr(known, k)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_variants(argv)).parse_args(argv)
     if args.command == "datasets":
         for name, text in describe_datasets().items():
             print(f"{name:12s} {text}")
         return 0
     task = TASKS[args.command]
-    overrides = {f.name: getattr(args, f.name) for f in fields(task.config) if getattr(args, f.name) is not None}
+    config = task.config_for(getattr(args, task.variant, None) if task.variant else None)
+    overrides = {f.name: getattr(args, f.name) for f in fields(config) if getattr(args, f.name, None) is not None}
     progress = Progress(args.quiet)
     try:
         cfg = make_config(args.command, None if args.preset == "none" else args.preset, overrides)
-        command = " ".join(["python -m distill_core", *(argv if argv is not None else sys.argv[1:])])
+        command = " ".join(["python -m distill_core", *argv])
         _, summary = run_task(args.command, cfg, out=args.out, on_event=progress, command=command)
     except TaskFailed as e:
         progress.close()

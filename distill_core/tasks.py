@@ -8,10 +8,11 @@ starts, every event reaches the run's `events.jsonl` and the caller's listener, 
 from __future__ import annotations
 
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .attacks import ATTACKS, AttackConfig, attack
 from .config import with_overrides
 from .evaluate.task import EvaluateConfig, evaluate
 from .presets import preset_overrides
@@ -25,18 +26,35 @@ class Task:
     config: type
     fn: Callable
     description: str
+    variant: str = ""                         # a config field that picks the config class, e.g. "attack"
+    variants: dict[str, type] = field(default_factory=dict)
+
+    def config_for(self, variant: str | None) -> type:
+        """The config class for a variant name (None: the task's default class)."""
+        if not self.variant or not variant:
+            return self.config
+        if variant not in self.variants:
+            raise ValueError(f"{self.variant}: unknown '{variant}'; choose {', '.join(self.variants)}")
+        return self.variants[variant]
 
 
 TASKS: dict[str, Task] = {
     "pretrain": Task(PretrainConfig, pretrain, "Pre-train a clean encoder with SimCLR and probe it downstream."),
+    "attack": Task(AttackConfig, attack, "Poison a clean encoder with BadEncoder or DRUPE and measure BA/ASR.",
+                   variant="attack", variants={name: a.config for name, a in ATTACKS.items()}),
     "evaluate": Task(EvaluateConfig, evaluate, "Score a saved encoder downstream: CA, ASR, ASR-all (and ASR-B)."),
 }
 
 
 def make_config(task: str, preset: str | None = None, overrides: dict | None = None):
-    """Reference defaults <- preset <- overrides."""
-    cfg = TASKS[task].config()
-    return with_overrides(with_overrides(cfg, preset_overrides(preset, task)), overrides)
+    """Reference defaults <- preset <- overrides (a variant's own preset section applies after the task's)."""
+    spec, overrides = TASKS[task], overrides or {}
+    variant = overrides.get(spec.variant) if spec.variant else None
+    cfg = spec.config_for(variant)()
+    cfg = with_overrides(cfg, preset_overrides(preset, task))
+    if spec.variant:
+        cfg = with_overrides(cfg, preset_overrides(preset, f"{task}.{getattr(cfg, spec.variant)}"))
+    return with_overrides(cfg, overrides)
 
 
 class TaskFailed(RuntimeError):

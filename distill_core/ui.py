@@ -13,3 +13,9 @@ def image_grid(images: torch.Tensor, columns: int = 8, scale: int = 1, padding: 
     if scale > 1:
         grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def save_png(path, images: torch.Tensor, columns: int = 8, scale: int = 4) -> None:
+    """Write images [N, 3, H, W] as one PNG grid (for run directories and reports)."""
+    from PIL import Image
+    Image.fromarray(image_grid(images, columns=min(columns, len(images)), scale=scale)).save(path)

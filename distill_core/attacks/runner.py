@@ -1,0 +1,186 @@
+"""The loop every attack shares, and the invariants that belong to it, kept in one place:
+- the clean encoder is frozen (eval mode, no gradients); its embeddings of the (unaugmented) shadow images
+  and of the references never change, so they are computed once;
+- the poisoned encoder trains with BatchNorm in eval mode and its affine parameters frozen (BadEncoder);
+  a ResNet has no other train/eval difference, so the whole poisoned encoder stays in eval mode;
+- one forward pass per step over clean, triggered, reference and augmented-reference images together
+  (BatchNorm in eval mode makes the batch split irrelevant).
+An attack supplies `terms(features, epoch) -> {"loss", ...named terms}` and `end_epoch(epoch, means)`.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..config import check, validate_common
+from ..data.augment import SimCLRAugment, to_float
+from ..data.datasets import default_target, load_dataset
+from ..data.triggers import make_trigger
+from ..device import Runtime
+from ..evaluate.distribution import backdoor_similarity, normalised_distance
+from ..evaluate.downstream import Downstream
+from ..evaluate.features import extract_features
+from ..models.checkpoint import load_encoder, save_encoder
+from ..presets import DEMO_ENCODER
+from ..runs.events import CancelToken
+from ..runs.store import Run
+from ..ui import save_png
+from .badencoder import AttackConfig
+from .references import select_references
+
+QUICK_EVAL = {"n_downstream_train": 1000, "n_downstream_test": 500}
+
+
+@dataclass
+class Features:
+    clean: torch.Tensor         # f'(x)            [B, D]
+    triggered: torch.Tensor     # f'(x + trigger)  [B, D]
+    refs: torch.Tensor          # f'(r_i)          [k, D]
+    refs_aug: torch.Tensor      # f'(aug(r_i))     [k, A, D]
+    clean_target: torch.Tensor  # f(x)             [B, D]
+    ref_target: torch.Tensor    # f(r_i)           [k, D]
+
+
+def freeze_for_attack(encoder: torch.nn.Module) -> torch.nn.Module:
+    encoder.eval()
+    for m in encoder.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            for p in m.parameters():
+                p.requires_grad_(False)
+    return encoder
+
+
+def validate(cfg: AttackConfig) -> None:
+    validate_common(cfg)
+    check(cfg.epochs >= 1, "epochs", f"must be at least 1, not {cfg.epochs}")
+    check(cfg.batch_size >= 2, "batch_size", f"must be at least 2, not {cfg.batch_size}")
+    check(0 < cfg.shadow_fraction <= 1, "shadow_fraction", f"must be in (0, 1], not {cfg.shadow_fraction}")
+    check(cfg.n_shadow >= 0, "n_shadow", "cannot be negative")
+    check(cfg.n_refs >= 1, "n_refs", f"must be at least 1, not {cfg.n_refs}")
+    check(cfg.ref_augs >= 0, "ref_augs", "cannot be negative")
+    check(cfg.lr > 0, "lr", f"must be positive, not {cfg.lr}")
+
+
+def shadow_subset(cfg: AttackConfig):
+    full = load_dataset(cfg.data, "train", root=cfg.data_root, download=cfg.download, size=cfg.image_size,
+                        seed=cfg.data_seed)
+    n = cfg.n_shadow or max(cfg.batch_size, round(cfg.shadow_fraction * len(full)))
+    check(n >= cfg.batch_size, "batch_size", f"{cfg.batch_size} is more than the {n} shadow images")
+    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(cfg.data_seed))
+    return full.subset(order[: min(n, len(full))])
+
+
+def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict:
+    """Poison the clean encoder with `attack` (an `attacks.Attack`); returns the summary."""
+    validate(cfg)
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    rt = Runtime.create(cfg.device, cfg.precision)
+    clean, _, meta = load_encoder(cfg.encoder or DEMO_ENCODER)
+    cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
+    clean = rt.module(clean).eval().requires_grad_(False)
+    poisoned = freeze_for_attack(copy.deepcopy(clean).requires_grad_(True))
+
+    trigger = make_trigger(cfg.trigger, cfg.image_size)
+    target = cfg.target or default_target(cfg.downstream)
+    check(target is not None, "target", f"'{cfg.downstream}' has no usual target class: name one")
+    task = Downstream(cfg, rt, trigger, target)
+    quick = Downstream(replace(cfg, **{k: min(v, getattr(cfg, k) or v) for k, v in QUICK_EVAL.items()}),
+                       rt, trigger, target) if cfg.eval_every else None
+    shadow = shadow_subset(cfg)
+    ref_images, ref_info = select_references(clean, task, cfg.n_refs, cfg.ref_indices)
+    k, a = len(ref_images), cfg.ref_augs or cfg.batch_size
+    run({"kind": "log", "message": f"{len(shadow)} shadow images of {cfg.data}; target "
+                                   f"'{task.classes[task.target]}' with {k} reference(s); {rt.describe()['name']}, "
+                                   f"{rt.precision}", "references": ref_info})
+    seconds = {"setup": time.perf_counter() - t0}
+
+    t = time.perf_counter()
+    clean_score = task.score(clean)
+    shadow_targets = extract_features(clean, shadow.images, rt)
+    refs = to_float(ref_images.to(rt.device))
+    ref_targets = extract_features(clean, ref_images, rt)
+    seconds["evaluate"] = time.perf_counter() - t
+
+    gen = torch.Generator(device=rt.device).manual_seed(cfg.seed)
+    objective = attack.objective(cfg, gen)
+    params = [p for p in poisoned.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    ref_augment = SimCLRAugment(size=cfg.image_size, scale=(1.0, 1.0), ratio=(1.0, 1.0))  # no crop
+    images = shadow.images.pin_memory() if rt.device.type == "cuda" else shadow.images
+    steps_per_epoch, step = len(shadow) // cfg.batch_size, 0
+    total = steps_per_epoch * cfg.epochs
+    best_state, curves = None, []
+    t = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        order = torch.randperm(len(shadow), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+        sums: dict[str, torch.Tensor] = {}
+        for idx in order[: steps_per_epoch * cfg.batch_size].split(cfg.batch_size):
+            cancel.check()
+            x = to_float(images[idx].to(rt.device, non_blocking=True))
+            aug = ref_augment(refs.repeat_interleave(a, 0), gen)
+            batch = rt.prepare(torch.cat((x, trigger(x), refs, aug)))
+            with rt.autocast():
+                out = poisoned(batch).float()
+            b = len(idx)
+            f = Features(out[:b], out[b:2 * b], out[2 * b:2 * b + k], out[2 * b + k:].view(k, a, -1),
+                         shadow_targets[idx.to(rt.device)], ref_targets)
+            terms = objective.terms(f, epoch)
+            opt.zero_grad(set_to_none=True)
+            rt.backward(terms["loss"], opt)
+            for name, v in terms.items():
+                sums[name] = sums.get(name, 0) + v.detach()
+            step += 1
+            if step % cfg.log_every == 0 or step == total:
+                run({"kind": "step", "step": step, "total": total, "epoch": epoch,
+                     **{n: float(v.detach()) for n, v in terms.items()}})
+        means = {n: float(v) / steps_per_epoch for n, v in sums.items()}
+        extra = objective.end_epoch(epoch, means)
+        if extra.pop("keep", False):
+            best_state = {n: v.detach().clone() for n, v in poisoned.state_dict().items()}
+            extra["kept"] = True
+        event = {"kind": "epoch", "epoch": epoch, "epochs": cfg.epochs, **means, **extra}
+        if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            event.update(_estimate(quick, poisoned))
+            curves.append({"epoch": epoch, **{m: event[m] for m in ("ca", "asr", "asr_all")}})
+        run(event)
+    seconds["train"] = time.perf_counter() - t
+    if best_state is not None:
+        poisoned.load_state_dict(best_state)
+
+    t = time.perf_counter()
+    poisoned_score = task.score(poisoned)
+    stealth = {name: stealth_figures(enc, task, rt) for name, enc in (("clean", clean), ("poisoned", poisoned))}
+    seconds["evaluate"] += time.perf_counter() - t
+    provenance = {"task": "attack", "attack": attack.name, "run": run.id, "command": run.record.get("command"),
+                  "clean_encoder": str(cfg.encoder or DEMO_ENCODER), "target": task.classes[task.target],
+                  "trigger": cfg.trigger, "downstream": cfg.downstream, "references": ref_info}
+    save_encoder(run.file("encoder.safetensors"), poisoned, provenance=provenance)
+    trigger.save_npz(run.file("trigger.npz"))
+    save_png(run.file("references.png"), ref_images)
+    seconds["total"] = time.perf_counter() - t0
+    pick = lambda s: {m: s[m] for m in ("ca", "asr", "asr_all")}
+    return {"attack": attack.name, "target": task.classes[task.target], "trigger": cfg.trigger,
+            "downstream": cfg.downstream, "clean": pick(clean_score), "poisoned": pick(poisoned_score),
+            "per_class": {"clean": clean_score["per_class"], "poisoned": poisoned_score["per_class"]},
+            "stealth": stealth, "references": ref_info, "kept_best_epoch": best_state is not None,
+            "curves": curves, "encoder": str(run.file("encoder.safetensors")), "seconds": seconds}
+
+
+def _estimate(task: Downstream, encoder) -> dict:
+    s = task.score(encoder)
+    return {"ca": s["ca"], "asr": s["asr"], "asr_all": s["asr_all"]}
+
+
+def stealth_figures(encoder, task: Downstream, rt: Runtime, n: int = 1000) -> dict:
+    """DRUPE's distance between triggered and clean test embeddings, and triggered-to-triggered cosine."""
+    images = task.test.images[:n]
+    clean = extract_features(encoder, images, rt)
+    triggered = extract_features(encoder, images, rt, transform=task.trigger)
+    gen = torch.Generator(device=rt.device).manual_seed(0)  # same projections for every encoder
+    return {"distance": float(normalised_distance(triggered, clean, n_projections=200, generator=gen)),
+            "backdoor_similarity": float(backdoor_similarity(triggered)),
+            "clean_similarity": float(backdoor_similarity(clean))}
