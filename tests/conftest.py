@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+# Runs that tests start without an explicit directory go to a scratch store, never the checkout's runs/.
+os.environ.setdefault("DISTILL_RUNS", tempfile.mkdtemp(prefix="distill-test-runs-"))
 
 import pytest
 import torch

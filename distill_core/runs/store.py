@@ -22,7 +22,10 @@ from pathlib import Path
 
 from .events import Event, OnEvent
 
-DEFAULT_ROOT = Path(os.environ.get("DISTILL_RUNS", "runs"))
+
+def default_root() -> Path:
+    """Where runs go unless told otherwise: $DISTILL_RUNS, else ./runs."""
+    return Path(os.environ.get("DISTILL_RUNS", "runs"))
 
 
 def _jsonable(obj):
@@ -105,8 +108,8 @@ class Run:
 
 
 class RunStore:
-    def __init__(self, root: Path | str = DEFAULT_ROOT):
-        self.root = Path(root)
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else default_root()
 
     def create(self, kind: str, config, path: Path | str | None = None, listener=None, command=None) -> Run:
         """A new run at `path`, or under the store root with a fresh id."""
