@@ -79,6 +79,8 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rt = Runtime.create(cfg.device, cfg.precision)
+    gen = torch.Generator(device=rt.device).manual_seed(cfg.seed)
+    objective = attack.objective(cfg, gen)  # checks the attack's own settings before any work
     clean, _, meta = load_encoder(cfg.encoder or DEMO_ENCODER)
     cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
     clean = rt.module(clean).eval().requires_grad_(False)
@@ -105,8 +107,6 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     ref_targets = extract_features(clean, ref_images, rt)
     seconds["evaluate"] = time.perf_counter() - t
 
-    gen = torch.Generator(device=rt.device).manual_seed(cfg.seed)
-    objective = attack.objective(cfg, gen)
     params = [p for p in poisoned.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     ref_augment = SimCLRAugment(size=cfg.image_size, scale=(1.0, 1.0), ratio=(1.0, 1.0))  # no crop
