@@ -11,6 +11,7 @@ import torch
 
 from ..evaluate.downstream import Downstream
 from ..evaluate.features import extract_features
+from ..evaluate.probe import Probe
 
 
 def parse_indices(text: str) -> list[int]:
@@ -20,14 +21,16 @@ def parse_indices(text: str) -> list[int]:
         raise ValueError(f"ref_indices: '{text}' is not a comma-separated list of numbers") from None
 
 
-def select_references(clean_encoder: torch.nn.Module, task: Downstream, k: int, indices: str = "") -> tuple[torch.Tensor, list[dict]]:
-    """k uint8 images [k, 3, H, W] of the target class, with where each came from and its confidence."""
+def select_references(clean_encoder: torch.nn.Module, task: Downstream, k: int, indices: str = "",
+                      probe: Probe | None = None) -> tuple[torch.Tensor, list[dict]]:
+    """k uint8 images [k, 3, H, W] of the target class, with where each came from and its confidence.
+    `probe` is the clean encoder's downstream probe, when the caller has fitted it already."""
     if task.target is None:
         raise ValueError("target: the attack needs a target class")
     pool = torch.nonzero(task.train.labels == task.target).flatten()
     if len(pool) == 0:
         raise ValueError(f"target: the downstream training set has no images of class {task.classes[task.target]}")
-    probe = task.fit(clean_encoder)
+    probe = probe or task.fit(clean_encoder)
     features = extract_features(clean_encoder, task.train.images[pool], task.runtime)
     with torch.no_grad():
         confidence = probe(features).softmax(1)[:, task.target].cpu()

@@ -20,7 +20,6 @@ from ..data.augment import SimCLRAugment, to_float
 from ..data.datasets import default_target, load_dataset
 from ..data.triggers import make_trigger
 from ..device import Runtime
-from ..evaluate.distribution import backdoor_similarity, normalised_distance
 from ..evaluate.downstream import Downstream
 from ..evaluate.features import extract_features
 from ..models.checkpoint import load_encoder, save_encoder
@@ -93,15 +92,15 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     quick = Downstream(replace(cfg, **{k: min(v, getattr(cfg, k) or v) for k, v in QUICK_EVAL.items()}),
                        rt, trigger, target) if cfg.eval_every else None
     shadow = shadow_subset(cfg)
-    ref_images, ref_info = select_references(clean, task, cfg.n_refs, cfg.ref_indices)
+    t = time.perf_counter()
+    clean_probe = task.fit(clean)
+    ref_images, ref_info = select_references(clean, task, cfg.n_refs, cfg.ref_indices, clean_probe)
     k, a = len(ref_images), cfg.ref_augs or cfg.batch_size
     run({"kind": "log", "message": f"{len(shadow)} shadow images of {cfg.data}; target "
                                    f"'{task.classes[task.target]}' with {k} reference(s); {rt.describe()['name']}, "
                                    f"{rt.precision}", "references": ref_info})
-    seconds = {"setup": time.perf_counter() - t0}
-
-    t = time.perf_counter()
-    clean_score = task.score(clean)
+    clean_score = task.score(clean, clean_probe)
+    seconds = {"setup": t - t0}
     shadow_targets = extract_features(clean, shadow.images, rt)
     refs = to_float(ref_images.to(rt.device))
     ref_targets = extract_features(clean, ref_images, rt)
@@ -153,7 +152,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
 
     t = time.perf_counter()
     poisoned_score = task.score(poisoned)
-    stealth = {name: stealth_figures(enc, task, rt) for name, enc in (("clean", clean), ("poisoned", poisoned))}
+    stealth = {"clean": clean_score["stealth"], "poisoned": poisoned_score["stealth"]}
     seconds["evaluate"] += time.perf_counter() - t
     provenance = {"task": "attack", "attack": attack.name, "run": run.id, "command": run.record.get("command"),
                   "clean_encoder": str(cfg.encoder or DEMO_ENCODER), "target": task.classes[task.target],
@@ -174,13 +173,3 @@ def _estimate(task: Downstream, encoder) -> dict:
     s = task.score(encoder)
     return {"ca": s["ca"], "asr": s["asr"], "asr_all": s["asr_all"]}
 
-
-def stealth_figures(encoder, task: Downstream, rt: Runtime, n: int = 1000) -> dict:
-    """DRUPE's distance between triggered and clean test embeddings, and triggered-to-triggered cosine."""
-    images = task.test.images[:n]
-    clean = extract_features(encoder, images, rt)
-    triggered = extract_features(encoder, images, rt, transform=task.trigger)
-    gen = torch.Generator(device=rt.device).manual_seed(0)  # same projections for every encoder
-    return {"distance": float(normalised_distance(triggered, clean, n_projections=200, generator=gen)),
-            "backdoor_similarity": float(backdoor_similarity(triggered)),
-            "clean_similarity": float(backdoor_similarity(clean))}

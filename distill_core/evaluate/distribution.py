@@ -39,6 +39,16 @@ def normalised_distance(triggered: torch.Tensor, clean: torch.Tensor, **kw) -> t
     return sliced_wasserstein(triggered, clean, **kw) / clean.float().std(0).mean()
 
 
+def stealth_figures(clean: torch.Tensor, triggered: torch.Tensor, n: int = 1000) -> dict[str, float]:
+    """DRUPE's figures for one encoder on its first `n` test embeddings, with fixed projections (seed 0)
+    so every encoder of a story is measured alike."""
+    clean, triggered = clean[:n], triggered[:n]
+    gen = torch.Generator(device=clean.device).manual_seed(0)
+    return {"distance": float(normalised_distance(triggered, clean, n_projections=200, generator=gen)),
+            "backdoor_similarity": float(backdoor_similarity(triggered)),
+            "clean_similarity": float(backdoor_similarity(clean))}
+
+
 def backdoor_similarity(features: torch.Tensor) -> torch.Tensor:
     """Mean cosine over distinct pairs (the DRUPE code's diag_embed form broadcasts to B^3; this is its intent)."""
     z = F.normalize(features.float(), dim=1)

@@ -11,6 +11,7 @@ from ..config import DownstreamConfig
 from ..data.datasets import load_dataset
 from ..data.triggers import Trigger
 from ..device import Runtime
+from .distribution import stealth_figures
 from .features import extract_features
 from .metrics import accuracy, attack_success, per_class_accuracy
 from .probe import Probe, ProbeConfig, fit_probe
@@ -20,7 +21,6 @@ class Downstream:
     def __init__(self, cfg: DownstreamConfig, runtime: Runtime, trigger: Trigger | None = None,
                  target: str | int | None = None):
         common = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size, seed=cfg.data_seed)
-        self.name = cfg.downstream
         self.train = load_dataset(cfg.downstream, "train", n=cfg.n_downstream_train or None, **common)
         self.test = load_dataset(cfg.downstream, "test", n=cfg.n_downstream_test or None, **common)
         self.classes = self.train.classes
@@ -33,12 +33,15 @@ class Downstream:
         return fit_probe(features, self.train.labels, len(self.classes), self.probe_cfg)
 
     def score(self, encoder: torch.nn.Module, probe: Probe | None = None) -> dict:
-        """CA and per-class accuracy; with a trigger and target also ASR and ASR-all (fractions)."""
+        """CA and per-class accuracy; with a trigger and target also ASR, ASR-all (fractions) and the
+        stealth figures of the triggered embeddings (see `distribution.stealth_figures`)."""
         probe = probe or self.fit(encoder)
         labels = self.test.labels
-        pred = probe.predict(extract_features(encoder, self.test.images, self.runtime))
+        clean = extract_features(encoder, self.test.images, self.runtime)
+        pred = probe.predict(clean)
         out = {"ca": accuracy(pred, labels), "per_class": per_class_accuracy(pred, labels, self.classes)}
         if self.trigger is not None and self.target is not None:
             triggered = extract_features(encoder, self.test.images, self.runtime, transform=self.trigger)
             out.update(attack_success(probe.predict(triggered), labels, self.target))
+            out["stealth"] = stealth_figures(clean, triggered)
         return out
