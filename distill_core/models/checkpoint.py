@@ -72,10 +72,6 @@ def _rename(prefixes: dict[str, str]) -> Callable[[dict], dict]:
     return convert
 
 
-def _strip(prefix: str) -> Callable[[dict], dict]:
-    return lambda sd: {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-
-
 # name -> (recognises the key set, converts to our keys with the head under "head.")
 LAYOUTS: dict[str, tuple[Callable[[set], bool], Callable[[dict], dict]]] = {
     "distill_core": (lambda keys: "conv1.weight" in keys, lambda sd: sd),
@@ -86,22 +82,15 @@ LAYOUTS: dict[str, tuple[Callable[[set], bool], Callable[[dict], dict]]] = {
     "badencoder-backbone": (lambda keys: "f.0.weight" in keys,
                             _rename({"f.0.": "conv1.", "f.1.": "bn1.", "f.3.": "layer1.", "f.4.": "layer2.",
                                      "f.5.": "layer3.", "f.6.": "layer4."})),
-    "data-parallel": (lambda keys: all(k.startswith("module.") for k in keys), _strip("module.")),
 }
 
 
 def to_our_layout(sd: dict, source: str = "checkpoint") -> tuple[dict, str]:
-    for _ in range(3):  # wrappers nest (e.g. DataParallel around BadEncoder's SimCLR)
-        for name, (matches, convert) in LAYOUTS.items():
-            if matches(set(sd)):
-                if name == "distill_core":
-                    return sd, name
-                sd = convert(sd)
-                if name != "data-parallel":
-                    return sd, name
-                break
-        else:
-            break
+    if sd and all(k.startswith("module.") for k in sd):  # a DataParallel wrapper around any layout
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    for name, (matches, convert) in LAYOUTS.items():
+        if matches(set(sd)):
+            return convert(sd), name
     raise CheckpointError(f"{source} does not look like a CIFAR ResNet-18 encoder: none of its "
                           f"{len(sd)} tensor names match a known layout (first: {next(iter(sd), 'none')}).")
 
