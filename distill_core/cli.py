@@ -12,8 +12,7 @@ import json
 import sys
 from dataclasses import MISSING, fields
 
-from .data.datasets import DataError, describe_datasets
-from .models.checkpoint import CheckpointError
+from .data.datasets import describe_datasets
 from .presets import PRESETS
 from .runs.events import Cancelled, Event
 from .tasks import TASKS, TaskFailed, make_config, run_task
@@ -105,10 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     except TaskFailed as e:
         progress.close()
         cause = e.__cause__
-        bad_input = isinstance(cause, (ValueError, DataError, CheckpointError))
+        bad_input = isinstance(cause, ValueError)  # DataError and CheckpointError are ValueErrors
         print(f"error: {e} (run record: {e.run_path})", file=sys.stderr)
         return 2 if bad_input else 1
-    except (ValueError, DataError, CheckpointError) as e:
+    except ValueError as e:
         progress.close()
         print(f"error: {e}", file=sys.stderr)
         return 2

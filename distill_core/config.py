@@ -50,10 +50,8 @@ def check(condition: bool, name: str, message: str) -> None:
         raise ValueError(f"{name}: {message}")
 
 
-def validate_common(cfg) -> None:
+def validate_common(cfg: DownstreamConfig) -> None:
     check(cfg.image_size >= 8, "image_size", f"must be at least 8 pixels, not {cfg.image_size}")
     for name in ("n_downstream_train", "n_downstream_test"):
-        if hasattr(cfg, name):
-            check(getattr(cfg, name) >= 0, name, "cannot be negative")
-    if hasattr(cfg, "probe"):
-        check(cfg.probe in ("linear", "mlp"), "probe", f"must be linear or mlp, not '{cfg.probe}'")
+        check(getattr(cfg, name) >= 0, name, "cannot be negative")
+    check(cfg.probe in ("linear", "mlp"), "probe", f"must be linear or mlp, not '{cfg.probe}'")

@@ -29,10 +29,6 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    @property
-    def size(self) -> int:
-        return self.images.shape[-1]
-
     def subset(self, index) -> "ImageSet":
         index = torch.as_tensor(index, dtype=torch.long)
         return ImageSet(self.images[index], self.labels[index], self.classes, self.name, dict(self.meta))
