@@ -22,6 +22,7 @@ from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..evaluate.downstream import Downstream
 from ..evaluate.features import extract_features
+from ..training import Meter, epoch_batches
 from ..models.checkpoint import load_encoder, save_encoder
 from ..presets import DEMO_ENCODER
 from ..runs.events import CancelToken
@@ -29,9 +30,6 @@ from ..runs.store import Run
 from ..ui import save_png
 from .badencoder import AttackConfig
 from .references import select_references
-
-QUICK_EVAL = {"n_downstream_train": 1000, "n_downstream_test": 500}
-
 
 @dataclass
 class Features:
@@ -68,8 +66,7 @@ def shadow_subset(cfg: AttackConfig):
                         seed=cfg.data_seed)
     n = cfg.n_shadow or max(cfg.batch_size, round(cfg.shadow_fraction * len(full)))
     check(n >= cfg.batch_size, "batch_size", f"{cfg.batch_size} is more than the {n} shadow images")
-    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(cfg.data_seed))
-    return full.subset(order[: min(n, len(full))])
+    return full.sample(n, cfg.data_seed)
 
 
 def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict:
@@ -80,7 +77,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     rt = Runtime.create(cfg.device, cfg.precision)
     gen = torch.Generator(device=rt.device).manual_seed(cfg.seed)
     objective = attack.objective(cfg, gen)  # checks the attack's own settings before any work
-    clean, _, meta = load_encoder(cfg.encoder or DEMO_ENCODER)
+    clean, clean_head, meta = load_encoder(cfg.encoder or DEMO_ENCODER, with_head=True)
     cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
     clean = rt.module(clean).eval().requires_grad_(False)
     poisoned = freeze_for_attack(copy.deepcopy(clean).requires_grad_(True))
@@ -89,8 +86,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     target = cfg.target or default_target(cfg.downstream)
     check(target is not None, "target", f"'{cfg.downstream}' has no usual target class: name one")
     task = Downstream(cfg, rt, trigger, target)
-    quick = Downstream(replace(cfg, **{k: min(v, getattr(cfg, k) or v) for k, v in QUICK_EVAL.items()}),
-                       rt, trigger, target) if cfg.eval_every else None
+    quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
     shadow = shadow_subset(cfg)
     t = time.perf_counter()
     clean_probe = task.fit(clean)
@@ -115,9 +111,8 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     best_state, curves = None, []
     t = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(len(shadow), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
-        sums: dict[str, torch.Tensor] = {}
-        for idx in order[: steps_per_epoch * cfg.batch_size].split(cfg.batch_size):
+        meter = Meter()
+        for idx in epoch_batches(len(shadow), cfg.batch_size, cfg.seed, epoch):
             cancel.check()
             x = to_float(images[idx].to(rt.device, non_blocking=True))
             aug = ref_augment(refs.repeat_interleave(a, 0), gen)
@@ -130,20 +125,19 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
             terms = objective.terms(f, epoch)
             opt.zero_grad(set_to_none=True)
             rt.backward(terms["loss"], opt)
-            for name, v in terms.items():
-                sums[name] = sums.get(name, 0) + v.detach()
+            meter.add(terms)
             step += 1
             if step % cfg.log_every == 0 or step == total:
                 run({"kind": "step", "step": step, "total": total, "epoch": epoch,
                      **{n: float(v.detach()) for n, v in terms.items()}})
-        means = {n: float(v) / steps_per_epoch for n, v in sums.items()}
+        means = meter.means()
         extra = objective.end_epoch(epoch, means)
         if extra.pop("keep", False):
             best_state = {n: v.detach().clone() for n, v in poisoned.state_dict().items()}
             extra["kept"] = True
         event = {"kind": "epoch", "epoch": epoch, "epochs": cfg.epochs, **means, **extra}
         if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-            event.update(_estimate(quick, poisoned))
+            event.update(quick.estimate(poisoned))
             curves.append({"epoch": epoch, **{m: event[m] for m in ("ca", "asr", "asr_all")}})
         run(event)
     seconds["train"] = time.perf_counter() - t
@@ -157,7 +151,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     provenance = {"task": "attack", "attack": attack.name, "run": run.id, "command": run.record.get("command"),
                   "clean_encoder": str(cfg.encoder or DEMO_ENCODER), "target": task.classes[task.target],
                   "trigger": cfg.trigger, "downstream": cfg.downstream, "references": ref_info}
-    save_encoder(run.file("encoder.safetensors"), poisoned, provenance=provenance)
+    save_encoder(run.file("encoder.safetensors"), poisoned, clean_head, provenance)  # the head stays clean, as in BadEncoder
     trigger.save_npz(run.file("trigger.npz"))
     save_png(run.file("references.png"), ref_images)
     seconds["total"] = time.perf_counter() - t0
@@ -167,9 +161,4 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
             "per_class": {"clean": clean_score["per_class"], "poisoned": poisoned_score["per_class"]},
             "stealth": stealth, "references": ref_info, "kept_best_epoch": best_state is not None,
             "curves": curves, "encoder": str(run.file("encoder.safetensors")), "seconds": seconds}
-
-
-def _estimate(task: Downstream, encoder) -> dict:
-    s = task.score(encoder)
-    return {"ca": s["ca"], "asr": s["asr"], "asr_all": s["asr_all"]}
 

@@ -33,6 +33,12 @@ class ImageSet:
         index = torch.as_tensor(index, dtype=torch.long)
         return ImageSet(self.images[index], self.labels[index], self.classes, self.name, dict(self.meta))
 
+    def sample(self, n: int, seed: int) -> "ImageSet":
+        """`n` images drawn without replacement in a seeded order (the attacker's shadow set, the defender's
+        clean subset); all of them when `n` exceeds the split."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.subset(order[: min(n, len(self))])
+
     def of_class(self, c: int) -> "ImageSet":
         return self.subset(torch.nonzero(self.labels == c).flatten())
 

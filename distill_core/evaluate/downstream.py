@@ -5,6 +5,8 @@ and purified encoders of a story are all scored the same way (ASR-B is `score(cl
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from ..config import DownstreamConfig
@@ -15,6 +17,8 @@ from .distribution import stealth_figures
 from .features import extract_features
 from .metrics import accuracy, attack_success, per_class_accuracy
 from .probe import Probe, ProbeConfig, fit_probe
+
+QUICK_SIZES = {"n_downstream_train": 1000, "n_downstream_test": 500}  # live curves: a smaller probe set
 
 
 class Downstream:
@@ -45,3 +49,15 @@ class Downstream:
             out.update(attack_success(probe.predict(triggered), labels, self.target))
             out["stealth"] = stealth_figures(clean, triggered)
         return out
+
+    def estimate(self, encoder: torch.nn.Module) -> dict:
+        """CA, ASR and ASR-all only (what a live curve plots)."""
+        s = self.score(encoder)
+        return {m: s[m] for m in ("ca", "asr", "asr_all") if m in s}
+
+    @classmethod
+    def quick(cls, cfg: DownstreamConfig, runtime: Runtime, trigger: Trigger | None = None,
+              target: str | int | None = None) -> "Downstream":
+        """The same task on at most `QUICK_SIZES` images, for estimates during training."""
+        sizes = {k: min(v, getattr(cfg, k) or v) for k, v in QUICK_SIZES.items()}
+        return cls(replace(cfg, **sizes), runtime, trigger, target)

@@ -22,6 +22,7 @@ from ..models.checkpoint import save_encoder
 from ..models.resnet import ProjectionHead, cifar_resnet18
 from ..runs.events import CancelToken
 from ..runs.store import Run
+from ..training import epoch_batches
 from .simclr import SimCLRTrainer
 
 
@@ -90,9 +91,8 @@ def pretrain(cfg: PretrainConfig, run: Run, cancel: CancelToken) -> dict:
     t = time.perf_counter()
     try:
         for epoch in range(1, cfg.epochs + 1):
-            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
             loss_sum = torch.zeros((), device=rt.device)
-            for idx in order[: steps_per_epoch * cfg.batch_size].split(cfg.batch_size):
+            for idx in epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch):
                 cancel.check()
                 loss = trainer.step(images[idx])
                 loss_sum += loss

@@ -5,7 +5,8 @@ the other 2N - 1 views, cosine similarities divided by the temperature (0.5 in B
 BadEncoder's `-log(exp(pos/t) / sum_{k != i} exp(sim_ik/t))` but is computed as a masked log-softmax,
 which cannot overflow.
 
-`SimCLRTrainer` is the step shared by pre-training, the fine-tuned teacher and the warm-up student:
+`SimCLRTrainer` is the step shared by pre-training, the fine-tuned teacher and the warm-up student
+(`train_simclr` runs it for some epochs):
 both views go through the encoder in one batch (one BatchNorm batch of 2N, where BadEncoder runs the
 views separately: same objective, one pass instead of two).
 """
@@ -17,6 +18,7 @@ from torch import nn
 
 from ..data.augment import SimCLRAugment
 from ..device import Runtime
+from ..training import Meter, epoch_batches
 
 
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
@@ -53,3 +55,21 @@ class SimCLRTrainer:
         self.opt.zero_grad(set_to_none=True)
         self.rt.backward(loss, self.opt)
         return loss.detach()
+
+
+def train_simclr(trainer: SimCLRTrainer, images: torch.Tensor, *, epochs: int, batch_size: int, seed: int,
+                 cancel, emit, phase: str, log_every: int = 10) -> None:
+    """`epochs` passes of SimCLR over uint8 `images`, events tagged with `phase` (e.g. "teacher", "warmup")."""
+    total = epochs * (len(images) // batch_size)
+    step = 0
+    for epoch in range(1, epochs + 1):
+        meter = Meter()
+        for idx in epoch_batches(len(images), batch_size, seed, epoch):
+            cancel.check()
+            loss = trainer.step(images[idx])
+            meter.add({"loss": loss})
+            step += 1
+            if step % log_every == 0 or step == total:
+                emit({"kind": "step", "phase": phase, "step": step, "total": total, "epoch": epoch,
+                      "loss": float(loss)})
+        emit({"kind": "epoch", "phase": phase, "epoch": epoch, "epochs": epochs, **meter.means()})
