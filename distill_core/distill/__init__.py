@@ -1,0 +1,15 @@
+"""The distillation defence: teachers, students and losses by name, and the task that runs them."""
+from __future__ import annotations
+
+from .config import DistillConfig
+from .losses import LOSSES
+from .students import STUDENTS
+from .teachers import TEACHERS
+from .trainer import run_distill
+
+RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts
+
+
+def distill(cfg: DistillConfig, run, cancel) -> dict:
+    """The `distill` task: purify a suspicious encoder by distillation on a clean subset."""
+    return run_distill(cfg, run, cancel)

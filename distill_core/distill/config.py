@@ -1,0 +1,70 @@
+"""The defence's settings. Defaults are the authors' code (`distillation.py`) where it has one; the rest
+are the lab's choices, said in the help. Presets shrink the epochs and data for a CPU."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import DownstreamConfig, RuntimeConfig, check, opt, validate_common
+from ..models.resnet import STAGES
+
+
+@dataclass
+class DistillConfig(RuntimeConfig, DownstreamConfig):
+    encoder: str = opt("", "the suspicious encoder: an attack run's folder or its encoder.safetensors (or .pt/.pth)")
+    data: str = opt("cifar10", "pre-training dataset the defender's clean subset comes from")
+    clean_fraction: float = opt(0.05, "share of the pre-training training split the defender holds (authors: 0.05)")
+    n_clean: int = opt(0, "clean images by count instead of fraction (0 = use clean_fraction)")
+    teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
+    student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
+    loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp, or finetune-only (no teacher term)")
+    weights: str = opt("", "per-stage loss weights: one number for every stage or four (layer1..layer4; 0 skips "
+                           "a stage); empty = the loss's default (authors: 1000 per stage)")
+    student_width: float = opt(0.0, "student width multiplier (0 = the suspicious encoder's) for new students")
+    teacher_epochs: int = opt(20, "SimCLR fine-tuning epochs of the finetuned teacher (lab's choice; NAD: 5-10 "
+                                  "supervised epochs)")
+    prune_ratio: float = opt(0.2, "share of the last stage's channels the pruned teacher removes, least active first")
+    prune_epochs: int = opt(5, "SimCLR fine-tuning epochs after pruning (fine-pruning's short fine-tune)")
+    warmup_epochs: int = opt(100, "SimCLR epochs of the warmup student before distillation (lab's choice)")
+    epochs: int = opt(500, "distillation epochs (authors: 500)")
+    batch_size: int = opt(128, "clean images per step (authors: 128)")
+    lr: float = opt(1e-3, "Adam learning rate for the student (authors: 1e-3)")
+    weight_decay: float = opt(1e-6, "Adam weight decay (authors: 1e-6)")
+    temperature: float = opt(0.5, "the student's InfoNCE temperature (authors: 0.5)")
+    crop_scale: float = opt(0.08, "smallest RandomResizedCrop area fraction of the SimCLR views")
+    trigger: str = opt("", "trigger for ASR (empty = the attack's, read from the suspicious encoder's run)")
+    target: str = opt("", "target class for ASR (empty = the attack's)")
+    eval_every: int = opt(0, "epochs between quick CA/ASR estimates for live curves (0 = none)")
+    log_every: int = opt(10, "steps between step events")
+
+
+def stage_weights(cfg: DistillConfig, default: float, default_stages: tuple[str, ...]) -> dict[str, float]:
+    """{stage: weight} for the stages with a non-zero weight."""
+    if not cfg.weights.strip():
+        return {s: default for s in default_stages}
+    try:
+        values = [float(v) for v in cfg.weights.split(",")]
+    except ValueError:
+        raise ValueError(f"weights: '{cfg.weights}' is not one number or four comma-separated numbers") from None
+    check(len(values) in (1, len(STAGES)), "weights", f"give one number or {len(STAGES)}, not {len(values)}")
+    check(all(v >= 0 for v in values), "weights", "cannot be negative")
+    values = values * len(STAGES) if len(values) == 1 else values
+    return {s: w for s, w in zip(STAGES, values) if w > 0}
+
+
+def validate(cfg: DistillConfig) -> None:
+    from . import LOSSES, STUDENTS, TEACHERS  # the registries name the valid choices
+    validate_common(cfg)
+    for field, registry in (("teacher", TEACHERS), ("student", STUDENTS), ("loss", LOSSES)):
+        value = getattr(cfg, field)
+        check(value in registry, field, f"unknown '{value}'; choose {', '.join(registry)}")
+    check(cfg.epochs >= 1, "epochs", f"must be at least 1, not {cfg.epochs}")
+    for name in ("teacher_epochs", "prune_epochs", "warmup_epochs", "eval_every", "n_clean"):
+        check(getattr(cfg, name) >= 0, name, "cannot be negative")
+    check(cfg.batch_size >= 2, "batch_size", f"must be at least 2, not {cfg.batch_size}")
+    check(0 < cfg.clean_fraction <= 1, "clean_fraction", f"must be in (0, 1], not {cfg.clean_fraction}")
+    check(0 <= cfg.prune_ratio < 1, "prune_ratio", f"must be in [0, 1), not {cfg.prune_ratio}")
+    check(cfg.student_width >= 0, "student_width", "cannot be negative")
+    check(cfg.lr > 0, "lr", f"must be positive, not {cfg.lr}")
+    check(0 < cfg.crop_scale <= 1, "crop_scale", f"must be in (0, 1], not {cfg.crop_scale}")
+    check(cfg.log_every >= 1, "log_every", "must be at least 1")
+    check(bool(cfg.encoder), "encoder", "name the suspicious encoder: an attack run's folder or an encoder file")

@@ -1,0 +1,192 @@
+"""The defence's loop (after Han et al., 2024, arXiv 2403.03846, and the authors' `distillation.py`):
+the student minimises its own SimCLR InfoNCE on the defender's clean subset plus, for each chosen stage,
+weight x loss(student stage, teacher stage). Both views go through the student in one pass that also
+yields its stage outputs; the frozen teacher sees the first view once per step (as in the authors' code,
+which however recomputes every stage with extra passes).
+
+Quick CA/ASR estimates every `eval_every` epochs feed live curves. `best.safetensors` keeps the student
+with the best quick CA, a criterion a real defender could apply (it needs no knowledge of the trigger);
+`encoder.safetensors` is the last one, and the one the summary scores.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.datasets import default_target, load_dataset
+from ..data.triggers import make_trigger
+from ..device import Runtime
+from ..evaluate.downstream import Downstream
+from ..models.checkpoint import load_encoder, save_encoder, sidecar_path
+from ..models.resnet import STAGES
+from ..runs.events import CancelToken
+from ..runs.store import Run, read_json
+from ..ssl.simclr import info_nce
+from ..training import Meter, epoch_batches
+from .config import DistillConfig, stage_weights, validate
+from .losses import LOSSES
+from .setup import Defence
+from .students import STUDENTS
+from .teachers import TEACHERS, FrozenTeacher
+
+FIGURES = ("ca", "asr", "asr_all")
+
+
+@dataclass
+class Story:
+    """What the attack left beside the suspicious encoder: its trigger, target and scores, when known."""
+    weights: Path
+    trigger: str = ""
+    target: str = ""
+    downstream: str = ""
+    attack: dict | None = None  # the attack run's summary
+
+
+def read_story(encoder: str) -> Story:
+    path = Path(encoder).expanduser()
+    weights = path / "encoder.safetensors" if path.is_dir() else path
+    story = Story(weights)
+    if sidecar_path(weights).is_file():
+        prov = read_json(sidecar_path(weights)).get("provenance") or {}
+        story.target, story.downstream = prov.get("target") or "", prov.get("downstream") or ""
+        story.trigger = prov.get("trigger") or ""
+    if (weights.parent / "trigger.npz").is_file():
+        story.trigger = str(weights.parent / "trigger.npz")
+    if (weights.parent / "summary.json").is_file():
+        story.attack = read_json(weights.parent / "summary.json")
+    return story
+
+
+def clean_subset(cfg: DistillConfig):
+    """The defender's data: a seeded draw from the pre-training train split (never a test split), drawn
+    with a different seed from the attacker's shadow set."""
+    full = load_dataset(cfg.data, "train", root=cfg.data_root, download=cfg.download, size=cfg.image_size,
+                        seed=cfg.data_seed)
+    n = cfg.n_clean or round(cfg.clean_fraction * len(full))
+    if n < cfg.batch_size:
+        raise ValueError(f"batch_size: {cfg.batch_size} is more than the {n} clean images; "
+                         f"lower it or raise clean_fraction / n_clean")
+    return full.sample(n, cfg.data_seed + 1)
+
+
+def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
+    validate(cfg)
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    rt = Runtime.create(cfg.device, cfg.precision)
+    story = read_story(cfg.encoder)
+    suspicious, suspicious_head, meta = load_encoder(story.weights, with_head=True)
+    cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
+    same_task = story.downstream == cfg.downstream
+    target = cfg.target or (story.target if same_task else "") or default_target(cfg.downstream)
+    if not target:
+        raise ValueError(f"target: '{cfg.downstream}' has no usual target class: name one")
+    trigger = make_trigger(cfg.trigger or story.trigger or "white", cfg.image_size)
+    task = Downstream(cfg, rt, trigger, target)
+    quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
+    clean = clean_subset(cfg)
+    spec = LOSSES[cfg.loss]
+    run({"kind": "log", "message": f"{len(clean)} clean images of {cfg.data}; teacher {cfg.teacher}, student "
+                                   f"{cfg.student}, loss {cfg.loss}; {rt.describe()['name']}, {rt.precision}"})
+    suspicious = rt.module(suspicious).eval().requires_grad_(False)
+    seconds = {"setup": time.perf_counter() - t0}
+
+    t = time.perf_counter()
+    poisoned_score = task.score(suspicious)
+    seconds["evaluate"] = time.perf_counter() - t
+
+    defence = Defence(cfg, rt, suspicious, suspicious_head, clean.images.to(rt.device), run, cancel)
+    t = time.perf_counter()
+    teacher = FrozenTeacher(rt.module(TEACHERS[cfg.teacher].build(defence))) if spec.build else None
+    seconds["teacher"] = time.perf_counter() - t
+    t = time.perf_counter()
+    teacher_score = task.score(teacher.encoder) if teacher is not None else None  # what the student learns from
+    seconds["evaluate"] += time.perf_counter() - t
+    t = time.perf_counter()
+    student, head = STUDENTS[cfg.student].build(defence)
+    student, head = rt.module(student), rt.module(head)
+    seconds["student"] = time.perf_counter() - t
+
+    weights = stage_weights(cfg, spec.weight, spec.stages) if teacher is not None else {}
+    stage_loss = nn.ModuleDict({s: spec.build(student.stage_channels[STAGES.index(s)],
+                                              teacher.stage_channels[STAGES.index(s)]) for s in weights})
+    stage_loss = rt.module(stage_loss)
+    params = [*student.parameters(), *head.parameters(), *stage_loss.parameters()]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    augment, gen = defence.augment(), defence.generator("distill")
+
+    def save(name: str, epoch: int) -> Path:
+        prov = {"task": "distill", "run": run.id, "command": run.record.get("command"), "epoch": epoch,
+                "suspicious_encoder": str(story.weights), "teacher": cfg.teacher, "student": cfg.student,
+                "loss": cfg.loss, "weights": weights, "trigger": cfg.trigger or story.trigger,
+                "target": task.classes[task.target], "downstream": cfg.downstream, "config": asdict(cfg)}
+        return save_encoder(run.file(name), student, head, prov)
+
+    curves, best = [], {"epoch": 0, "ca": -1.0}
+    if quick:
+        curves.append({"epoch": 0, **quick.estimate(student)})
+        run({"kind": "eval", "epoch": 0, **curves[-1]})
+    steps_per_epoch = len(clean) // cfg.batch_size
+    total, step, epoch = steps_per_epoch * cfg.epochs, 0, 0
+    t = time.perf_counter()
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            meter = Meter()
+            for idx in epoch_batches(len(clean), cfg.batch_size, cfg.seed, epoch):
+                cancel.check()
+                student.train()
+                head.train()
+                x = defence.clean[idx.to(rt.device)]
+                n = len(idx)
+                views = rt.prepare(torch.cat((augment(x, gen), augment(x, gen))))
+                with rt.autocast():
+                    feature, maps = student(views, stages=True)
+                    z = head(feature)
+                    terms = {"ssl": info_nce(z[:n], z[n:], cfg.temperature)}
+                    if weights:
+                        _, teacher_maps = teacher(views[:n])
+                        for s, w in weights.items():
+                            i = STAGES.index(s)
+                            terms[f"{cfg.loss}.{s}"] = stage_loss[s](maps[i][:n], teacher_maps[i])
+                loss = terms["ssl"] + sum(w * terms[f"{cfg.loss}.{s}"] for s, w in weights.items())
+                terms = {"loss": loss, **terms}
+                opt.zero_grad(set_to_none=True)
+                rt.backward(loss, opt)
+                meter.add(terms)
+                step += 1
+                if step % cfg.log_every == 0 or step == total:
+                    run({"kind": "step", "phase": "distill", "step": step, "total": total, "epoch": epoch,
+                         **{k: float(v.detach()) for k, v in terms.items()}})
+            event = {"kind": "epoch", "phase": "distill", "epoch": epoch, "epochs": cfg.epochs, **meter.means()}
+            if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                event.update(quick.estimate(student))
+                curves.append({"epoch": epoch, **{m: event[m] for m in FIGURES}})
+                if event["ca"] > best["ca"]:
+                    best = {"epoch": epoch, "ca": event["ca"]}
+                    save("best.safetensors", epoch)
+            run(event)
+    finally:
+        seconds["distill"] = time.perf_counter() - t
+        save("encoder.safetensors", epoch)  # the last weights survive a cancel or a crash
+
+    t = time.perf_counter()
+    distilled = task.score(student)
+    seconds["evaluate"] += time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t0
+    pick = lambda s: {m: s[m] for m in FIGURES}
+    summary = {"task": "distill", "teacher": cfg.teacher, "student": cfg.student, "loss": cfg.loss,
+               "weights": weights, "n_clean": len(clean), "downstream": cfg.downstream,
+               "target": task.classes[task.target], "trigger": cfg.trigger or story.trigger,
+               "suspicious_encoder": str(story.weights)}
+    if story.attack and same_task and "clean" in story.attack:
+        summary["clean"] = story.attack["clean"]  # the attack scored the clean encoder on this task
+    summary.update({"poisoned": pick(poisoned_score), "teacher_scores": teacher_score and pick(teacher_score),
+                    "distilled": pick(distilled),
+                    "per_class": {"poisoned": poisoned_score["per_class"], "distilled": distilled["per_class"]},
+                    "best": best if quick else None, "curves": curves,
+                    "encoder": str(run.file("encoder.safetensors")), "seconds": seconds})
+    return summary

@@ -1,0 +1,84 @@
+"""The defence's parts: every teacher x student x loss runs end to end at a tiny size, and the invariants
+(frozen teacher, clean data drawn from the training split, stage weights) hold."""
+import itertools
+
+import pytest
+import torch
+
+from distill_core.distill import LOSSES, STUDENTS, TEACHERS, DistillConfig
+from distill_core.distill.config import stage_weights
+from distill_core.distill.teachers import FrozenTeacher
+from distill_core.distill.trainer import clean_subset
+from distill_core.models.checkpoint import load_encoder, save_encoder
+from distill_core.models.resnet import cifar_resnet18
+from distill_core.tasks import make_config, run_task
+
+TEACHER_LOSSES = [name for name, spec in LOSSES.items() if spec.build is not None]
+TINY = dict(device="cpu", precision="fp32", data="shapes", downstream="signs", probe="linear", image_size=16,
+            n_downstream_train=60, n_downstream_test=30, n_clean=16, batch_size=8, epochs=1, teacher_epochs=1,
+            prune_epochs=1, warmup_epochs=1, eval_every=1, student_width=0.125, target="priority")
+
+
+@pytest.fixture(scope="module")
+def suspicious(tmp_path_factory):
+    """A tiny stand-in for a poisoned encoder (width 1/16, 16 px); the combinations only need to run."""
+    path = tmp_path_factory.mktemp("suspicious") / "encoder.safetensors"
+    torch.manual_seed(0)
+    save_encoder(path, cifar_resnet18(0.0625, input_size=16))
+    return str(path)
+
+
+def test_all_72_combinations_run_end_to_end(suspicious, tmp_path):
+    combos = list(itertools.product(TEACHERS, STUDENTS, TEACHER_LOSSES))
+    assert len(combos) == 72
+    for teacher, student, loss in combos:
+        cfg = DistillConfig(**TINY, encoder=suspicious, teacher=teacher, student=student, loss=loss)
+        out = tmp_path / f"{teacher}-{student}-{loss}"
+        _, s = run_task("distill", cfg, out=out)
+        assert 0 <= s["distilled"]["ca"] <= 1 and 0 <= s["distilled"]["asr"] <= 1, (teacher, student, loss)
+        assert [c["epoch"] for c in s["curves"]] == [0, 1]
+        encoder, head, meta = load_encoder(out / "encoder.safetensors", with_head=True)
+        width = 0.0625 if student == "poisoned-init" else 0.125  # new students take student_width
+        assert encoder.width == width and head is not None and meta["provenance"]["loss"] == loss
+
+
+def test_finetune_only_builds_no_teacher(suspicious, tmp_path):
+    _, s = run_task("distill", DistillConfig(**TINY, encoder=suspicious, loss="finetune-only"), out=tmp_path / "ft")
+    assert s["teacher_scores"] is None and s["weights"] == {} and s["seconds"]["teacher"] < 0.5
+
+
+def test_frozen_teacher_stays_in_eval_mode_without_gradients():
+    teacher = FrozenTeacher(cifar_resnet18(0.0625, input_size=16).train())
+    teacher.train()
+    assert not teacher.training and not teacher.encoder.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+    feature, maps = teacher(torch.rand(2, 3, 16, 16))
+    assert not feature.requires_grad and len(maps) == 4
+
+
+def test_stage_weights_default_uniform_and_per_stage():
+    cfg = DistillConfig()
+    assert stage_weights(cfg, 1000.0, ("layer1", "layer2", "layer3", "layer4")) == {
+        "layer1": 1000.0, "layer2": 1000.0, "layer3": 1000.0, "layer4": 1000.0}
+    assert stage_weights(DistillConfig(weights="5"), 1000.0, ("layer4",)) == {f"layer{i}": 5.0 for i in range(1, 5)}
+    assert stage_weights(DistillConfig(weights="0,0,10,20"), 1.0, ()) == {"layer3": 10.0, "layer4": 20.0}
+    for bad in ("1,2", "a", "-1"):
+        with pytest.raises(ValueError, match="weights"):
+            stage_weights(DistillConfig(weights=bad), 1.0, ())
+
+
+def test_clean_subset_is_a_seeded_share_of_the_training_split():
+    cfg = DistillConfig(data="shapes", clean_fraction=0.05, batch_size=8)
+    a, b = clean_subset(cfg), clean_subset(cfg)
+    assert len(a) == 250 and torch.equal(a.images, b.images)  # 5% of the 5,000-image split, same draw
+    n = clean_subset(DistillConfig(data="shapes", n_clean=100, batch_size=8))
+    assert len(n) == 100
+
+
+@pytest.mark.parametrize("override, field", [({"teacher": "oracle"}, "teacher"), ({"loss": "l2"}, "loss"),
+                                             ({"clean_fraction": 1.5}, "clean_fraction"),
+                                             ({"epochs": 0}, "epochs"), ({"encoder": ""}, "encoder")])
+def test_bad_settings_are_refused_before_work(suspicious, override, field, tmp_path):
+    cfg = make_config("distill", "demo", {"encoder": suspicious, **override})
+    with pytest.raises(Exception, match=field):
+        run_task("distill", cfg, out=tmp_path / "bad")
