@@ -19,10 +19,13 @@ from .tasks import TASKS, TaskFailed, make_config, run_task
 
 
 FLAG_TYPES = {"int": int, "float": float, "bool": bool, "str": str}  # annotations are strings here
+RESERVED = {"preset"}  # config fields the CLI's own flags set (the pipeline's preset comes from --preset's preset)
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_cls) -> None:
     for f in fields(config_cls):
+        if f.name in RESERVED:
+            continue
         kind = FLAG_TYPES[f.type]
         default = f.default if f.default is not MISSING else None
         help_ = f"{f.metadata.get('help', '')} (reference default: {default})"
@@ -49,31 +52,35 @@ def build_parser(variants: dict[str, str] | None = None) -> argparse.ArgumentPar
 
 
 class Progress:
-    """Renders engine events on stderr: a bar for steps, a line per epoch, log messages."""
+    """Renders engine events on stderr: a bar per stage and phase, a line per epoch, log messages."""
 
     def __init__(self, quiet: bool = False):
-        self.quiet, self.bar = quiet, None
+        self.quiet, self.bar, self.key = quiet, None, None
 
     def __call__(self, event: Event) -> None:
         if self.quiet:
             return
         from tqdm import tqdm
         kind = event.get("kind")
+        label = " ".join(str(event[k]) for k in ("stage", "phase") if event.get(k))
         if kind == "step":
-            if self.bar is None:
+            if self.bar is None or self.key != label:
+                self.close()
                 self.bar = tqdm(total=event["total"], initial=event["step"], unit="step", file=sys.stderr,
-                                dynamic_ncols=True)
+                                dynamic_ncols=True, desc=label or None)
+                self.key = label
             self.bar.update(event["step"] - self.bar.n)
             self.bar.set_postfix(loss=f"{event['loss']:.3f}")
         elif kind == "epoch":
-            extra = "".join(f" {k} {event[k]:.3f}" for k in ("loss", "knn") if event.get(k) is not None)
-            tqdm.write(f"epoch {event['epoch']}/{event['epochs']}{extra}", file=sys.stderr)
+            extra = "".join(f" {k} {event[k]:.3f}" for k in ("loss", "knn", "ca", "asr") if event.get(k) is not None)
+            tqdm.write(f"{label + ' ' if label else ''}epoch {event['epoch']}/{event['epochs']}{extra}", file=sys.stderr)
         elif kind == "log":
             tqdm.write(event.get("message", ""), file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _variants(argv: list[str]) -> dict[str, str]:
@@ -95,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     task = TASKS[args.command]
     config = task.config_for(getattr(args, task.variant, None) if task.variant else None)
-    overrides = {f.name: getattr(args, f.name) for f in fields(config) if getattr(args, f.name, None) is not None}
+    overrides = {f.name: getattr(args, f.name) for f in fields(config)
+                 if f.name not in RESERVED and getattr(args, f.name, None) is not None}
     progress = Progress(args.quiet)
     try:
         cfg = make_config(args.command, None if args.preset == "none" else args.preset, overrides)

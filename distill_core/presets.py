@@ -30,6 +30,9 @@ PRESETS: dict[str, dict[str, dict]] = {
         "attack": {**_DEMO_DATA, "data": "shapes", "n_shadow": 2048, "epochs": 8, "batch_size": 128,
                    "ref_augs": 32, "lr": 0.01, "eval_every": 2},
         "attack.drupe": {"epochs": 10, "warmup_epochs": 1, "dist_start": 5, "adapt_start": 7, "select_start": 8},
+        "distill": {**_DEMO_DATA, "data": "shapes", "n_clean": 1000, "teacher_epochs": 5, "warmup_epochs": 10,
+                    "epochs": 80, "lr": 4e-3, "crop_scale": 0.2, "eval_every": 10},
+        "pipeline": {**_DEMO_DATA, "preset": "demo", "pretrain_data": "shapes"},
     },
     "paper": {
         "pretrain": {"data": "cifar10", "downstream": "gtsrb", "width": 1.0, "epochs": 1000, "probe": "mlp",
@@ -38,6 +41,13 @@ PRESETS: dict[str, dict[str, dict]] = {
         "attack": {"data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "eval_every": 10},
     },
 }
+
+
+PRESET_ENCODERS = {"demo": {"shapes": DEMO_ENCODER}}  # clean encoders a preset ships, by pre-training data
+
+
+def preset_encoder(name: str | None, data: str) -> Path | None:
+    return PRESET_ENCODERS.get(name or "", {}).get(data)
 
 
 def preset_overrides(name: str | None, task: str) -> dict:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import check
 from ..runs.events import CancelToken
 from ..runs.store import Run
 from .badencoder import AttackConfig, BadEncoder
 from .drupe import Drupe, DrupeConfig
 from .runner import run_attack
+from .runner import validate as validate_settings
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,13 @@ ATTACKS = {
 }
 
 
+def validate(cfg: AttackConfig) -> None:
+    """Refuse bad settings before any work (the pipeline checks every stage up front with this)."""
+    check(cfg.attack in ATTACKS, "attack", f"unknown attack '{cfg.attack}'; choose {', '.join(ATTACKS)}")
+    validate_settings(cfg)
+
+
 def attack(cfg: AttackConfig, run: Run, cancel: CancelToken) -> dict:
     """The `attack` task: run the attack `cfg.attack` names."""
-    if cfg.attack not in ATTACKS:
-        raise ValueError(f"attack: unknown attack '{cfg.attack}'; choose {', '.join(ATTACKS)}")
+    validate(cfg)
     return run_attack(cfg, ATTACKS[cfg.attack], run, cancel)

@@ -1,0 +1,92 @@
+"""The whole story in one task: (pre-train) -> attack -> distill, each stage a run inside the pipeline's
+run directory (`pretrain/`, `attack/`, `distill/`), every event also forwarded to the pipeline's own
+record with its `stage`.
+
+Each stage's config is the preset's for that task, then the pipeline's shared settings (device, seed,
+data and downstream, trigger, target), then the stage-specific overrides the pipeline names (0 or empty:
+keep the preset's). The clean encoder is `encoder`, else the one the preset ships for the pre-training
+data, else one pre-trained first.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+
+from .attacks import validate as validate_attack
+from .config import DownstreamConfig, RuntimeConfig, opt
+from .distill.config import validate as validate_distill
+from .presets import preset_encoder
+from .runs.events import CancelToken
+from .runs.store import Run
+
+
+@dataclass
+class PipelineConfig(RuntimeConfig, DownstreamConfig):
+    preset: str = opt("", "the preset every stage takes its settings from (set by --preset)")
+    encoder: str = opt("", "clean encoder to start from; empty = the preset's for the pre-training data, "
+                           "else one pre-trained first")
+    pretrain_data: str = opt("cifar10", "pre-training data: the clean encoder's, the attacker's shadow set and "
+                                        "the defender's clean subset all come from it")
+    attack: str = opt("badencoder", "attack: badencoder or drupe")
+    trigger: str = opt("white", "trigger: white, checkerboard, noise, blend (NAME:size=..,pos=..), FILE.npz or FILE.png")
+    target: str = opt("", "target class, by name or index (empty = the downstream's usual target)")
+    teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
+    student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
+    loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp or finetune-only")
+    pretrain_epochs: int = opt(0, "pre-training epochs (0 = the preset's)")
+    n_pretrain: int = opt(0, "pre-training images (0 = the preset's)")
+    attack_epochs: int = opt(0, "attack epochs (0 = the preset's)")
+    n_shadow: int = opt(0, "attacker's shadow images (0 = the preset's)")
+    distill_epochs: int = opt(0, "distillation epochs (0 = the preset's)")
+    teacher_epochs: int = opt(0, "fine-tuned teacher's epochs (0 = the preset's)")
+    warmup_epochs: int = opt(0, "warm-up student's epochs (0 = the preset's)")
+    n_clean: int = opt(0, "defender's clean images (0 = the preset's)")
+
+
+SHARED = tuple(f.name for f in fields(DownstreamConfig)) + tuple(f.name for f in fields(RuntimeConfig))
+STAGE_FIELDS = {  # pipeline field -> the stage config's field
+    "pretrain": {"pretrain_data": "data", "pretrain_epochs": "epochs", "n_pretrain": "n_train"},
+    "attack": {"pretrain_data": "data", "attack": "attack", "trigger": "trigger", "target": "target",
+               "attack_epochs": "epochs", "n_shadow": "n_shadow"},
+    "distill": {"pretrain_data": "data", "trigger": "trigger", "target": "target", "teacher": "teacher",
+                "student": "student", "loss": "loss", "distill_epochs": "epochs", "teacher_epochs": "teacher_epochs",
+                "warmup_epochs": "warmup_epochs", "n_clean": "n_clean"},
+}
+FIGURES = ("ca", "asr", "asr_all")
+
+
+def stage_config(cfg: PipelineConfig, stage: str, **extra):
+    from .tasks import make_config  # tasks registers this module's task
+    overrides = {name: getattr(cfg, name) for name in SHARED}
+    overrides.update({dst: getattr(cfg, src) for src, dst in STAGE_FIELDS[stage].items() if getattr(cfg, src)})
+    return make_config(stage, cfg.preset or None, {**overrides, **extra})
+
+
+def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
+    from .tasks import run_task
+    t0 = time.perf_counter()
+    seconds, runs = {}, {}
+
+    def stage(name: str, stage_cfg) -> dict:
+        t = time.perf_counter()
+        path, summary = run_task(name, stage_cfg, out=run.file(name), cancel=cancel,
+                                 on_event=lambda e: run({**e, "stage": name}), command=run.record.get("command"))
+        seconds[name], runs[name] = time.perf_counter() - t, str(path)
+        return summary
+
+    clean_encoder = cfg.encoder or preset_encoder(cfg.preset, cfg.pretrain_data)
+    attack_cfg = stage_config(cfg, "attack", encoder=str(clean_encoder or ""))
+    distill_cfg = stage_config(cfg, "distill", encoder=str(run.file("attack")))
+    validate_attack(attack_cfg)  # every stage's settings are checked before the first one starts
+    validate_distill(distill_cfg)
+    if not clean_encoder:
+        attack_cfg.encoder = stage("pretrain", stage_config(cfg, "pretrain"))["encoder"]
+    attacked = stage("attack", attack_cfg)
+    distilled = stage("distill", distill_cfg)
+    seconds["total"] = time.perf_counter() - t0
+    pick = lambda s: {m: s[m] for m in FIGURES}
+    return {"preset": cfg.preset, "attack": cfg.attack, "teacher": cfg.teacher, "student": cfg.student,
+            "loss": cfg.loss, "downstream": cfg.downstream, "target": attacked["target"],
+            "clean": pick(attacked["clean"]), "poisoned": pick(attacked["poisoned"]),
+            "distilled": pick(distilled["distilled"]), "teacher_scores": distilled["teacher_scores"],
+            "clean_encoder": str(clean_encoder), "encoder": distilled["encoder"], "runs": runs, "seconds": seconds}

@@ -1,0 +1,48 @@
+"""The whole story from the command line: attack, then distillation, as a user runs it."""
+import json
+
+import pytest
+
+from test_cli import cli, last_json
+
+FIGURES = {"ca", "asr", "asr_all"}
+
+
+def check_shape(s: dict) -> None:
+    assert {"preset", "attack", "teacher", "student", "loss", "clean", "poisoned", "distilled", "seconds"} <= set(s)
+    for key in ("clean", "poisoned", "distilled"):
+        assert set(s[key]) == FIGURES and all(0 <= v <= 1 for v in s[key].values()), s[key]
+    assert s["seconds"]["total"] >= s["seconds"]["attack"] + s["seconds"]["distill"]
+
+
+def test_short_pipeline_removes_the_backdoor_and_keeps_accuracy(tmp_path):
+    out = tmp_path / "P"
+    s = last_json(cli("pipeline", "--preset", "demo", "--attack-epochs", "4", "--distill-epochs", "30",
+                      "--out", str(out), "--quiet"))
+    check_shape(s)
+    assert (s["preset"], s["attack"], s["teacher"], s["student"], s["loss"]) == (
+        "demo", "badencoder", "finetuned", "warmup", "at")
+    # measured (2-core CPU): ASR 0.97 -> 0.05 (ASR-B 0.05), CA 0.97 -> 0.89 after 30 of the preset's 80 epochs
+    assert s["poisoned"]["asr"] >= 0.8
+    assert s["distilled"]["asr"] <= min(0.25, s["poisoned"]["asr"] - 0.5)
+    assert s["distilled"]["ca"] >= s["poisoned"]["ca"] - 0.15
+    for stage in ("attack", "distill"):
+        assert json.loads((out / stage / "config.json").read_text())["status"] == "done"
+    assert (out / "distill" / "encoder.safetensors").is_file() and (out / "distill" / "best.safetensors").is_file()
+    stages = {json.loads(line).get("stage") for line in (out / "events.jsonl").read_text().splitlines()}
+    assert {"attack", "distill"} <= stages
+
+
+@pytest.mark.slow
+def test_demo_pipeline_meets_the_defence_targets(tmp_path):
+    s = last_json(cli("pipeline", "--preset", "demo", "--out", str(tmp_path / "P"), "--quiet"))
+    check_shape(s)
+    # measured (2-core CPU, seed 0): ASR 0.994 -> 0.056 against ASR-B 0.052; CA 0.972 -> 0.952; 145 s in all
+    assert s["poisoned"]["asr"] >= 0.9
+    assert s["distilled"]["asr"] <= min(0.15, s["clean"]["asr"] + 0.05)
+    assert s["distilled"]["ca"] >= s["poisoned"]["ca"] - 0.05
+
+
+def test_pipeline_refuses_an_unknown_loss_before_any_work(tmp_path):
+    proc = cli("pipeline", "--preset", "demo", "--loss", "l2", "--out", str(tmp_path / "bad"), "--quiet", check=False)
+    assert proc.returncode == 2 and "loss" in proc.stderr and "Traceback" not in proc.stderr
