@@ -5,6 +5,7 @@ import itertools
 import pytest
 import torch
 
+from distill_core.data.datasets import load_dataset
 from distill_core.distill import LOSSES, STUDENTS, TEACHERS, DistillConfig
 from distill_core.distill.config import stage_weights
 from distill_core.distill.teachers import FrozenTeacher
@@ -16,7 +17,7 @@ from distill_core.tasks import make_config, run_task
 TEACHER_LOSSES = [name for name, spec in LOSSES.items() if spec.build is not None]
 TINY = dict(device="cpu", precision="fp32", data="shapes", downstream="signs", probe="linear", image_size=16,
             n_downstream_train=60, n_downstream_test=30, n_clean=16, batch_size=8, epochs=1, teacher_epochs=1,
-            prune_epochs=1, warmup_epochs=1, eval_every=1, student_width=0.125, target="priority")
+            prune_epochs=1, warmup_epochs=1, eval_every=0, student_width=0.125, target="priority")
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +37,17 @@ def test_all_72_combinations_run_end_to_end(suspicious, tmp_path):
         out = tmp_path / f"{teacher}-{student}-{loss}"
         _, s = run_task("distill", cfg, out=out)
         assert 0 <= s["distilled"]["ca"] <= 1 and 0 <= s["distilled"]["asr"] <= 1, (teacher, student, loss)
-        assert [c["epoch"] for c in s["curves"]] == [0, 1]
         encoder, head, meta = load_encoder(out / "encoder.safetensors", with_head=True)
         width = 0.0625 if student == "poisoned-init" else 0.125  # new students take student_width
         assert encoder.width == width and head is not None and meta["provenance"]["loss"] == loss
 
 
-def test_finetune_only_builds_no_teacher(suspicious, tmp_path):
-    _, s = run_task("distill", DistillConfig(**TINY, encoder=suspicious, loss="finetune-only"), out=tmp_path / "ft")
-    assert s["teacher_scores"] is None and s["weights"] == {} and s["seconds"]["teacher"] < 0.5
+def test_finetune_only_builds_no_teacher_and_curves_start_at_epoch_0(suspicious, tmp_path):
+    cfg = DistillConfig(**{**TINY, "epochs": 2, "eval_every": 1}, encoder=suspicious, loss="finetune-only")
+    _, s = run_task("distill", cfg, out=tmp_path / "ft")
+    assert s["teacher_scores"] is None and s["weights"] == {}
+    assert [c["epoch"] for c in s["curves"]] == [0, 1, 2] and s["best"]["epoch"] in (1, 2)
+    assert (tmp_path / "ft" / "best.safetensors").is_file()
 
 
 def test_frozen_teacher_stays_in_eval_mode_without_gradients():
@@ -71,6 +74,8 @@ def test_clean_subset_is_a_seeded_share_of_the_training_split():
     cfg = DistillConfig(data="shapes", clean_fraction=0.05, batch_size=8)
     a, b = clean_subset(cfg), clean_subset(cfg)
     assert len(a) == 250 and torch.equal(a.images, b.images)  # 5% of the 5,000-image split, same draw
+    test = load_dataset("shapes", "test")
+    assert not {bytes(x.numpy()) for x in a.images} & {bytes(x.numpy()) for x in test.images}
     n = clean_subset(DistillConfig(data="shapes", n_clean=100, batch_size=8))
     assert len(n) == 100
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..data.augment import SimCLRAugment, to_float
+from ..data.augment import SimCLRAugment
 from ..device import Runtime
 from ..models.resnet import ProjectionHead
-from ..runs.events import CancelToken
+from ..runs.events import CancelToken, OnEvent
 from ..ssl.simclr import SimCLRTrainer, train_simclr
 from .config import DistillConfig
 
@@ -26,7 +26,7 @@ class Defence:
     suspicious: nn.Module                 # never trained in place: teachers and students copy it
     suspicious_head: nn.Module | None     # the projection head saved with it, if any
     clean: torch.Tensor                   # the defender's images, uint8 [N, 3, H, W], on the device
-    emit: callable
+    emit: OnEvent
     cancel: CancelToken
     _finetuned: nn.Module | None = field(default=None, repr=False)
 
@@ -37,9 +37,6 @@ class Defence:
     def copy_suspicious(self) -> nn.Module:
         """A trainable copy (the suspicious encoder itself is frozen)."""
         return copy.deepcopy(self.suspicious).requires_grad_(True)
-
-    def float_images(self, batch: torch.Tensor) -> torch.Tensor:
-        return to_float(batch.to(self.rt.device, non_blocking=True))
 
     def generator(self, phase: str) -> torch.Generator:
         """A generator per phase, so (say) the warm-up student is the same whichever teacher is chosen."""

@@ -32,8 +32,9 @@ def scratch(d: Defence):
 
 
 def poisoned_init(d: Defence):
-    head = copy.deepcopy(d.suspicious_head) if d.suspicious_head is not None else _fresh(d)[1]
-    return d.copy_suspicious(), head
+    encoder = d.copy_suspicious()
+    head = d.suspicious_head or ProjectionHead(encoder.feature_dim, d.head_dim)
+    return encoder, copy.deepcopy(head)
 
 
 def warmup(d: Defence):

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..data.augment import to_float
 from .setup import Defence
 
 
@@ -63,13 +64,13 @@ class Ensemble(nn.Module):
         return (feature, maps) if stages else feature
 
 
-def least_active_channels(encoder: nn.Module, images: torch.Tensor, defence: Defence, ratio: float) -> torch.Tensor:
+def least_active_channels(encoder: nn.Module, d: Defence, ratio: float) -> torch.Tensor:
     """Boolean keep-mask over layer4's channels: the `ratio` with the lowest mean activation on clean images go."""
     encoder.eval()
-    total = torch.zeros(encoder.stage_channels[-1], device=defence.rt.device)
-    with torch.no_grad(), defence.rt.autocast():
-        for batch in images.split(256):
-            _, maps = encoder(defence.rt.prepare(defence.float_images(batch)), stages=True)
+    total = torch.zeros(encoder.stage_channels[-1], device=d.rt.device)
+    with torch.no_grad(), d.rt.autocast():
+        for batch in d.clean.split(256):
+            _, maps = encoder(d.rt.prepare(to_float(batch)), stages=True)
             total += maps[-1].float().mean(dim=(0, 2, 3)) * len(batch)
     keep = torch.ones_like(total, dtype=torch.bool)
     keep[total.argsort()[: int(ratio * len(total))]] = False
@@ -86,7 +87,7 @@ def finetuned(d: Defence) -> nn.Module:
 
 def pruned(d: Defence) -> nn.Module:
     encoder = d.copy_suspicious()
-    keep = least_active_channels(encoder, d.clean, d, d.cfg.prune_ratio)
+    keep = least_active_channels(encoder, d, d.cfg.prune_ratio)
     encoder.layer4.append(ChannelMask(keep))
     d.emit({"kind": "log", "message": f"pruned {int((~keep).sum())} of {len(keep)} layer4 channels"})
     return d.simclr(encoder, d.suspicious_head, d.cfg.prune_epochs, "teacher")[0]

@@ -90,6 +90,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
     clean = clean_subset(cfg)
     spec = LOSSES[cfg.loss]
+    weights = stage_weights(cfg, spec.weight, spec.stages) if spec.build else {}
     run({"kind": "log", "message": f"{len(clean)} clean images of {cfg.data}; teacher {cfg.teacher}, student "
                                    f"{cfg.student}, loss {cfg.loss}; {rt.describe()['name']}, {rt.precision}"})
     suspicious = rt.module(suspicious).eval().requires_grad_(False)
@@ -111,7 +112,6 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     student, head = rt.module(student), rt.module(head)
     seconds["student"] = time.perf_counter() - t
 
-    weights = stage_weights(cfg, spec.weight, spec.stages) if teacher is not None else {}
     stage_loss = nn.ModuleDict({s: spec.build(student.stage_channels[STAGES.index(s)],
                                               teacher.stage_channels[STAGES.index(s)]) for s in weights})
     stage_loss = rt.module(stage_loss)
@@ -129,7 +129,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     curves, best = [], {"epoch": 0, "ca": -1.0}
     if quick:
         curves.append({"epoch": 0, **quick.estimate(student)})
-        run({"kind": "eval", "epoch": 0, **curves[-1]})
+        run({"kind": "epoch", "phase": "distill", "epochs": cfg.epochs, **curves[-1]})  # the starting point
     steps_per_epoch = len(clean) // cfg.batch_size
     total, step, epoch = steps_per_epoch * cfg.epochs, 0, 0
     t = time.perf_counter()
