@@ -4,7 +4,8 @@ record with its `stage`.
 
 Each stage's config is the preset's for that task, then the pipeline's shared settings (device, seed,
 data and downstream, trigger, target), then the stage-specific overrides the pipeline names (0 or empty:
-keep the preset's). The clean encoder is `encoder`, else the one the preset ships for the pre-training
+keep the preset's). The distillation takes its trigger and target from the attack's run (`trigger.npz`
+holds the exact pattern). The clean encoder is `encoder`, else the one the preset ships for the pre-training
 data, else one pre-trained first.
 """
 from __future__ import annotations
@@ -48,11 +49,10 @@ STAGE_FIELDS = {  # pipeline field -> the stage config's field
     "pretrain": {"pretrain_data": "data", "pretrain_epochs": "epochs", "n_pretrain": "n_train"},
     "attack": {"pretrain_data": "data", "attack": "attack", "trigger": "trigger", "target": "target",
                "attack_epochs": "epochs", "n_shadow": "n_shadow"},
-    "distill": {"pretrain_data": "data", "trigger": "trigger", "target": "target", "teacher": "teacher",
+    "distill": {"pretrain_data": "data", "teacher": "teacher",
                 "student": "student", "loss": "loss", "distill_epochs": "epochs", "teacher_epochs": "teacher_epochs",
                 "warmup_epochs": "warmup_epochs", "n_clean": "n_clean"},
 }
-FIGURES = ("ca", "asr", "asr_all")
 
 
 def stage_config(cfg: PipelineConfig, stage: str, **extra):
@@ -84,9 +84,7 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
     attacked = stage("attack", attack_cfg)
     distilled = stage("distill", distill_cfg)
     seconds["total"] = time.perf_counter() - t0
-    pick = lambda s: {m: s[m] for m in FIGURES}
     return {"preset": cfg.preset, "attack": cfg.attack, "teacher": cfg.teacher, "student": cfg.student,
             "loss": cfg.loss, "downstream": cfg.downstream, "target": attacked["target"],
-            "clean": pick(attacked["clean"]), "poisoned": pick(attacked["poisoned"]),
-            "distilled": pick(distilled["distilled"]), "teacher_scores": distilled["teacher_scores"],
-            "clean_encoder": str(clean_encoder), "encoder": distilled["encoder"], "runs": runs, "seconds": seconds}
+            "clean": attacked["clean"], "poisoned": attacked["poisoned"], "distilled": distilled["distilled"],
+            "teacher_scores": distilled["teacher_scores"], "clean_encoder": attack_cfg.encoder, "encoder": distilled["encoder"], "runs": runs, "seconds": seconds}

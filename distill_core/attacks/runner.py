@@ -20,7 +20,7 @@ from ..data.augment import SimCLRAugment, to_float
 from ..data.datasets import default_target, load_dataset
 from ..data.triggers import make_trigger
 from ..device import Runtime
-from ..evaluate.downstream import Downstream
+from ..evaluate.downstream import Downstream, figures
 from ..evaluate.features import extract_features
 from ..training import Meter, epoch_batches
 from ..models.checkpoint import load_encoder, save_encoder
@@ -138,7 +138,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
         event = {"kind": "epoch", "epoch": epoch, "epochs": cfg.epochs, **means, **extra}
         if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             event.update(quick.estimate(poisoned))
-            curves.append({"epoch": epoch, **{m: event[m] for m in ("ca", "asr", "asr_all")}})
+            curves.append({"epoch": epoch, **figures(event)})
         run(event)
     seconds["train"] = time.perf_counter() - t
     if best_state is not None:
@@ -155,9 +155,8 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     trigger.save_npz(run.file("trigger.npz"))
     save_png(run.file("references.png"), ref_images)
     seconds["total"] = time.perf_counter() - t0
-    pick = lambda s: {m: s[m] for m in ("ca", "asr", "asr_all")}
     return {"attack": attack.name, "target": task.classes[task.target], "trigger": cfg.trigger,
-            "downstream": cfg.downstream, "clean": pick(clean_score), "poisoned": pick(poisoned_score),
+            "downstream": cfg.downstream, "clean": figures(clean_score), "poisoned": figures(poisoned_score),
             "per_class": {"clean": clean_score["per_class"], "poisoned": poisoned_score["per_class"]},
             "stealth": stealth, "references": ref_info, "kept_best_epoch": best_state is not None,
             "curves": curves, "encoder": str(run.file("encoder.safetensors")), "seconds": seconds}

@@ -20,7 +20,7 @@ from torch import nn
 from ..data.datasets import default_target, load_dataset
 from ..data.triggers import make_trigger
 from ..device import Runtime
-from ..evaluate.downstream import Downstream
+from ..evaluate.downstream import Downstream, figures
 from ..models.checkpoint import load_encoder, save_encoder, sidecar_path
 from ..models.resnet import STAGES
 from ..runs.events import CancelToken
@@ -32,8 +32,6 @@ from .losses import LOSSES
 from .setup import Defence
 from .students import STUDENTS
 from .teachers import TEACHERS, FrozenTeacher
-
-FIGURES = ("ca", "asr", "asr_all")
 
 
 @dataclass
@@ -164,7 +162,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
             event = {"kind": "epoch", "phase": "distill", "epoch": epoch, "epochs": cfg.epochs, **meter.means()}
             if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 event.update(quick.estimate(student))
-                curves.append({"epoch": epoch, **{m: event[m] for m in FIGURES}})
+                curves.append({"epoch": epoch, **figures(event)})
                 if event["ca"] > best["ca"]:
                     best = {"epoch": epoch, "ca": event["ca"]}
                     save("best.safetensors", epoch)
@@ -177,15 +175,14 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     distilled = task.score(student)
     seconds["evaluate"] += time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
-    pick = lambda s: {m: s[m] for m in FIGURES}
     summary = {"task": "distill", "teacher": cfg.teacher, "student": cfg.student, "loss": cfg.loss,
                "weights": weights, "n_clean": len(clean), "downstream": cfg.downstream,
                "target": task.classes[task.target], "trigger": cfg.trigger or story.trigger,
                "suspicious_encoder": str(story.weights)}
     if story.attack and same_task and "clean" in story.attack:
         summary["clean"] = story.attack["clean"]  # the attack scored the clean encoder on this task
-    summary.update({"poisoned": pick(poisoned_score), "teacher_scores": teacher_score and pick(teacher_score),
-                    "distilled": pick(distilled),
+    summary.update({"poisoned": figures(poisoned_score), "teacher_scores": teacher_score and figures(teacher_score),
+                    "distilled": figures(distilled),
                     "per_class": {"poisoned": poisoned_score["per_class"], "distilled": distilled["per_class"]},
                     "best": best if quick else None, "curves": curves,
                     "encoder": str(run.file("encoder.safetensors")), "seconds": seconds})

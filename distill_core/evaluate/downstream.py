@@ -18,7 +18,12 @@ from .features import extract_features
 from .metrics import accuracy, attack_success, per_class_accuracy
 from .probe import Probe, ProbeConfig, fit_probe
 
+FIGURES = ("ca", "asr", "asr_all")  # the headline figures of a score, as fractions
 QUICK_SIZES = {"n_downstream_train": 1000, "n_downstream_test": 500}  # live curves: a smaller probe set
+
+
+def figures(score: dict) -> dict:
+    return {m: score[m] for m in FIGURES if m in score}
 
 
 class Downstream:
@@ -52,8 +57,7 @@ class Downstream:
 
     def estimate(self, encoder: torch.nn.Module) -> dict:
         """CA, ASR and ASR-all only (what a live curve plots)."""
-        s = self.score(encoder)
-        return {m: s[m] for m in ("ca", "asr", "asr_all") if m in s}
+        return figures(self.score(encoder))
 
     @classmethod
     def quick(cls, cfg: DownstreamConfig, runtime: Runtime, trigger: Trigger | None = None,
