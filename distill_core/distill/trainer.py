@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..config import check
 from ..data.datasets import default_target, load_dataset
 from ..data.triggers import make_trigger
 from ..device import Runtime
@@ -65,9 +66,8 @@ def clean_subset(cfg: DistillConfig):
     full = load_dataset(cfg.data, "train", root=cfg.data_root, download=cfg.download, size=cfg.image_size,
                         seed=cfg.data_seed)
     n = cfg.n_clean or round(cfg.clean_fraction * len(full))
-    if n < cfg.batch_size:
-        raise ValueError(f"batch_size: {cfg.batch_size} is more than the {n} clean images; "
-                         f"lower it or raise clean_fraction / n_clean")
+    check(n >= cfg.batch_size, "batch_size", f"{cfg.batch_size} is more than the {n} clean images; "
+                                              f"lower it or raise clean_fraction / n_clean")
     return full.sample(n, cfg.data_seed + 1)
 
 
@@ -81,8 +81,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
     same_task = story.downstream == cfg.downstream
     target = cfg.target or (story.target if same_task else "") or default_target(cfg.downstream)
-    if not target:
-        raise ValueError(f"target: '{cfg.downstream}' has no usual target class: name one")
+    check(bool(target), "target", f"'{cfg.downstream}' has no usual target class: name one")
     trigger = make_trigger(cfg.trigger or story.trigger or "white", cfg.image_size)
     task = Downstream(cfg, rt, trigger, target)
     quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
