@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from . import precision, simclr
+from . import distill, precision, simclr
 from .timing import table
 
-BENCHES = {"simclr": simclr, "precision": precision}
+BENCHES = {"simclr": simclr, "distill": distill, "precision": precision}
 
 
 def main() -> None:

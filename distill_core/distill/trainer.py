@@ -71,6 +71,42 @@ def clean_subset(cfg: DistillConfig):
     return full.sample(n, cfg.data_seed + 1)
 
 
+class Distiller:
+    """One step of the defence: the student's InfoNCE over two views plus the weighted stage losses against
+    the frozen teacher. Owns the optimiser (student, head and any parameters of the stage losses)."""
+
+    def __init__(self, student: nn.Module, head: nn.Module, teacher: FrozenTeacher | None, spec, weights: dict,
+                 rt: Runtime, *, lr: float, weight_decay: float, temperature: float, augment, gen):
+        self.student, self.head, self.teacher, self.rt = student, head, teacher, rt
+        self.name, self.weights, self.temperature = spec.name, weights, temperature
+        self.augment, self.gen = augment, gen
+        self.stage_loss = rt.module(nn.ModuleDict({
+            s: spec.build(student.stage_channels[STAGES.index(s)], teacher.stage_channels[STAGES.index(s)])
+            for s in weights}))
+        params = [*student.parameters(), *head.parameters(), *self.stage_loss.parameters()]
+        self.opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x: uint8 images on the device -> the loss and its named terms (detached, still on the device)."""
+        self.student.train()
+        self.head.train()
+        n = len(x)
+        views = self.rt.prepare(torch.cat((self.augment(x, self.gen), self.augment(x, self.gen))))
+        with self.rt.autocast():
+            feature, maps = self.student(views, stages=True)
+            z = self.head(feature)
+            terms = {"ssl": info_nce(z[:n], z[n:], self.temperature)}
+            if self.weights:
+                _, teacher_maps = self.teacher(views[:n])
+                for s in self.weights:
+                    i = STAGES.index(s)
+                    terms[f"{self.name}.{s}"] = self.stage_loss[s](maps[i][:n], teacher_maps[i])
+        loss = terms["ssl"] + sum(w * terms[f"{self.name}.{s}"] for s, w in self.weights.items())
+        self.opt.zero_grad(set_to_none=True)
+        self.rt.backward(loss, self.opt)
+        return {k: v.detach() for k, v in {"loss": loss, **terms}.items()}
+
+
 def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     validate(cfg)
     t0 = time.perf_counter()
@@ -109,12 +145,8 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     student, head = rt.module(student), rt.module(head)
     seconds["student"] = time.perf_counter() - t
 
-    stage_loss = nn.ModuleDict({s: spec.build(student.stage_channels[STAGES.index(s)],
-                                              teacher.stage_channels[STAGES.index(s)]) for s in weights})
-    stage_loss = rt.module(stage_loss)
-    params = [*student.parameters(), *head.parameters(), *stage_loss.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    augment, gen = defence.augment(), defence.generator("distill")
+    distiller = Distiller(student, head, teacher, spec, weights, rt, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                          temperature=cfg.temperature, augment=defence.augment(), gen=defence.generator("distill"))
 
     def save(name: str, epoch: int) -> Path:
         prov = {"task": "distill", "run": run.id, "command": run.record.get("command"), "epoch": epoch,
@@ -135,29 +167,12 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
             meter = Meter()
             for idx in epoch_batches(len(clean), cfg.batch_size, cfg.seed, epoch):
                 cancel.check()
-                student.train()
-                head.train()
-                x = defence.clean[idx.to(rt.device)]
-                n = len(idx)
-                views = rt.prepare(torch.cat((augment(x, gen), augment(x, gen))))
-                with rt.autocast():
-                    feature, maps = student(views, stages=True)
-                    z = head(feature)
-                    terms = {"ssl": info_nce(z[:n], z[n:], cfg.temperature)}
-                    if weights:
-                        _, teacher_maps = teacher(views[:n])
-                        for s, w in weights.items():
-                            i = STAGES.index(s)
-                            terms[f"{cfg.loss}.{s}"] = stage_loss[s](maps[i][:n], teacher_maps[i])
-                loss = terms["ssl"] + sum(w * terms[f"{cfg.loss}.{s}"] for s, w in weights.items())
-                terms = {"loss": loss, **terms}
-                opt.zero_grad(set_to_none=True)
-                rt.backward(loss, opt)
+                terms = distiller.step(defence.clean[idx.to(rt.device)])
                 meter.add(terms)
                 step += 1
                 if step % cfg.log_every == 0 or step == total:
                     run({"kind": "step", "phase": "distill", "step": step, "total": total, "epoch": epoch,
-                         **{k: float(v.detach()) for k, v in terms.items()}})
+                         **{k: float(v) for k, v in terms.items()}})
             event = {"kind": "epoch", "phase": "distill", "epoch": epoch, "epochs": cfg.epochs, **meter.means()}
             if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 event.update(quick.estimate(student))
