@@ -14,7 +14,7 @@ from typing import Callable
 
 from .attacks import ATTACKS, AttackConfig, attack
 from .config import with_overrides
-from .distill import DistillConfig, distill
+from .distill import DistillConfig, run_distill
 from .evaluate.task import EvaluateConfig, evaluate
 from .pipeline import PipelineConfig, pipeline
 from .presets import preset_overrides
@@ -44,7 +44,7 @@ TASKS: dict[str, Task] = {
     "pretrain": Task(PretrainConfig, pretrain, "Pre-train a clean encoder with SimCLR and probe it downstream."),
     "attack": Task(AttackConfig, attack, "Poison a clean encoder with BadEncoder or DRUPE and measure BA/ASR.",
                    variant="attack", variants={name: a.config for name, a in ATTACKS.items()}),
-    "distill": Task(DistillConfig, distill, "Purify a suspicious encoder by distilling it into a student on clean data."),
+    "distill": Task(DistillConfig, run_distill, "Purify a suspicious encoder by distilling it into a student on clean data."),
     "pipeline": Task(PipelineConfig, pipeline, "The whole story: (pre-train,) attack, distill; clean, poisoned "
                      "and distilled figures side by side."),
     "evaluate": Task(EvaluateConfig, evaluate, "Score a saved encoder downstream: CA, ASR, ASR-all (and ASR-B)."),

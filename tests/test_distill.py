@@ -61,13 +61,12 @@ def test_frozen_teacher_stays_in_eval_mode_without_gradients():
 
 def test_stage_weights_default_uniform_and_per_stage():
     cfg = DistillConfig()
-    assert stage_weights(cfg, 1000.0, ("layer1", "layer2", "layer3", "layer4")) == {
-        "layer1": 1000.0, "layer2": 1000.0, "layer3": 1000.0, "layer4": 1000.0}
-    assert stage_weights(DistillConfig(weights="5"), 1000.0, ("layer4",)) == {f"layer{i}": 5.0 for i in range(1, 5)}
-    assert stage_weights(DistillConfig(weights="0,0,10,20"), 1.0, ()) == {"layer3": 10.0, "layer4": 20.0}
+    assert stage_weights(cfg, 1000.0) == {"layer1": 1000.0, "layer2": 1000.0, "layer3": 1000.0, "layer4": 1000.0}
+    assert stage_weights(DistillConfig(weights="5"), 1000.0) == {f"layer{i}": 5.0 for i in range(1, 5)}
+    assert stage_weights(DistillConfig(weights="0,0,10,20"), 1.0) == {"layer3": 10.0, "layer4": 20.0}
     for bad in ("1,2", "a", "-1"):
         with pytest.raises(ValueError, match="weights"):
-            stage_weights(DistillConfig(weights=bad), 1.0, ())
+            stage_weights(DistillConfig(weights=bad), 1.0)
 
 
 def test_clean_subset_is_a_seeded_share_of_the_training_split():

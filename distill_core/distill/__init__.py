@@ -6,10 +6,3 @@ from .losses import LOSSES
 from .students import STUDENTS
 from .teachers import TEACHERS
 from .trainer import run_distill
-
-RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts
-
-
-def distill(cfg: DistillConfig, run, cancel) -> dict:
-    """The `distill` task: purify a suspicious encoder by distillation on a clean subset."""
-    return run_distill(cfg, run, cancel)

@@ -37,10 +37,10 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
     log_every: int = opt(10, "steps between step events")
 
 
-def stage_weights(cfg: DistillConfig, default: float, default_stages: tuple[str, ...]) -> dict[str, float]:
-    """{stage: weight} for the stages with a non-zero weight."""
+def stage_weights(cfg: DistillConfig, default: float) -> dict[str, float]:
+    """{stage: weight} for the stages with a non-zero weight (every stage at `default` unless told)."""
     if not cfg.weights.strip():
-        return {s: default for s in default_stages}
+        return {s: default for s in STAGES}
     try:
         values = [float(v) for v in cfg.weights.split(",")]
     except ValueError:

@@ -123,7 +123,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
     clean = clean_subset(cfg)
     spec = LOSSES[cfg.loss]
-    weights = stage_weights(cfg, spec.weight, spec.stages) if spec.build else {}
+    weights = stage_weights(cfg, spec.weight) if spec.build else {}
     run({"kind": "log", "message": f"{len(clean)} clean images of {cfg.data}; teacher {cfg.teacher}, student "
                                    f"{cfg.student}, loss {cfg.loss}; {rt.describe()['name']}, {rt.precision}"})
     suspicious = rt.module(suspicious).eval().requires_grad_(False)

@@ -22,8 +22,7 @@ class LossSpec:
     title: str                                   # one line for the app and the CLI
     source: str                                  # the paper that defines it
     build: Callable[[int, int], nn.Module] | None  # (student channels, teacher channels) -> module; None: no teacher term
-    weight: float = 0.0                          # default weight per stage
-    stages: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+    weight: float = 0.0                          # default weight of every stage
 
 
 def match_spatial(s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
