@@ -153,11 +153,13 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
                   "trigger": cfg.trigger, "downstream": cfg.downstream, "references": ref_info}
     save_encoder(run.file("encoder.safetensors"), poisoned, clean_head, provenance)  # the head stays clean, as in BadEncoder
     trigger.save_npz(run.file("trigger.npz"))
+    task.save_gallery(run.file("gallery.npz"))
     save_png(run.file("references.png"), ref_images)
     seconds["total"] = time.perf_counter() - t0
     return {"attack": attack.name, "target": task.classes[task.target], "trigger": cfg.trigger,
             "downstream": cfg.downstream, "clean": figures(clean_score), "poisoned": figures(poisoned_score),
             "per_class": {"clean": clean_score["per_class"], "poisoned": poisoned_score["per_class"]},
             "stealth": stealth, "references": ref_info, "kept_best_epoch": best_state is not None,
+            "gallery": task.gallery(clean=clean_score, poisoned=poisoned_score),
             "curves": curves, "encoder": str(run.file("encoder.safetensors")), "seconds": seconds}
 

@@ -187,6 +187,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
 
     t = time.perf_counter()
     distilled = task.score(student)
+    task.save_gallery(run.file("gallery.npz"))
     seconds["evaluate"] += time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     summary = {"task": "distill", "teacher": cfg.teacher, "student": cfg.student, "loss": cfg.loss,
@@ -198,6 +199,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     summary.update({"poisoned": figures(poisoned_score), "teacher_scores": teacher_score and figures(teacher_score),
                     "distilled": figures(distilled),
                     "per_class": {"poisoned": poisoned_score["per_class"], "distilled": distilled["per_class"]},
+                    "gallery": task.gallery(poisoned=poisoned_score, distilled=distilled),
                     "best": best if quick else None, "curves": curves,
                     "encoder": str(run.file("encoder.safetensors")), "seconds": seconds})
     return summary

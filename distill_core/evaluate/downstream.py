@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from ..config import DownstreamConfig
@@ -20,6 +21,7 @@ from .probe import Probe, ProbeConfig, fit_probe
 
 FIGURES = ("ca", "asr", "asr_all")  # the headline figures of a score, as fractions
 QUICK_SIZES = {"n_downstream_train": 1000, "n_downstream_test": 500}  # live curves: a smaller probe set
+GALLERY_SIZE = 16  # triggered test images whose predictions a score keeps, for the app's galleries
 
 
 def figures(score: dict) -> dict:
@@ -51,9 +53,27 @@ class Downstream:
         out = {"ca": accuracy(pred, labels), "per_class": per_class_accuracy(pred, labels, self.classes)}
         if self.trigger is not None and self.target is not None:
             triggered = extract_features(encoder, self.test.images, self.runtime, transform=self.trigger)
-            out.update(attack_success(probe.predict(triggered), labels, self.target))
+            triggered_pred = probe.predict(triggered)
+            out.update(attack_success(triggered_pred, labels, self.target))
             out["stealth"] = stealth_figures(clean, triggered)
+            out["triggered_pred"] = triggered_pred[self.gallery_index()]
         return out
+
+    def gallery_index(self) -> torch.Tensor:
+        """The first `GALLERY_SIZE` test images outside the target class (those ASR counts)."""
+        return (self.test.labels != self.target).nonzero().flatten()[:GALLERY_SIZE]
+
+    def save_gallery(self, path) -> None:
+        """The gallery's triggered test images as uint8 [N, 3, H, W] in an .npz (plain arrays, no pickle)."""
+        x = self.trigger(self.test.images[self.gallery_index()].float() / 255)
+        np.savez_compressed(path, images=(x * 255).round().byte().numpy())
+
+    def gallery(self, **scores: dict) -> dict:
+        """Test indices, true classes and, per named score, the class each triggered image was given."""
+        name = self.classes.__getitem__
+        index = self.gallery_index()
+        return {"index": index.tolist(), "label": [name(i) for i in self.test.labels[index].tolist()],
+                **{k: [name(i) for i in score["triggered_pred"].tolist()] for k, score in scores.items()}}
 
     def estimate(self, encoder: torch.nn.Module) -> dict:
         """CA, ASR and ASR-all only (what a live curve plots)."""

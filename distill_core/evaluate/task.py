@@ -44,7 +44,7 @@ def evaluate(cfg: EvaluateConfig, run: Run, cancel: CancelToken) -> dict:
     scored = task.score(rt.module(encoder))
     summary = {"task": "evaluate", "encoder": str(path), "downstream": cfg.downstream, "probe": cfg.probe,
                "trigger": cfg.trigger, "target": target_name,
-               **scored}
+               **{k: v for k, v in scored.items() if k != "triggered_pred"}}
     if cfg.clean_encoder:
         cancel.check()
         clean, _, _ = load_encoder(cfg.clean_encoder)

@@ -116,14 +116,29 @@ class RunStore:
         return Run(Path(path) if path else self.root / new_run_id(kind), kind, config, listener, command)
 
     def list(self) -> list[dict]:
-        """Every run on disk, newest first, with its status and summary where present."""
+        """Every run on disk, newest first, with its status and summary where present; a pipeline's stage
+        runs follow it, with `parent` set to the pipeline's id. Unreadable records are skipped."""
         out = []
         if not self.root.is_dir():
             return out
         for d in sorted(self.root.iterdir(), reverse=True):
-            if (d / "config.json").is_file():
-                out.append(load_run(d))
+            run = _try_load(d)
+            if run is None:
+                continue
+            out.append(run)
+            for stage in sorted(d.iterdir()):
+                if (sub := _try_load(stage)) is not None:
+                    out.append({**sub, "parent": run["id"]})
         return out
+
+
+def _try_load(path: Path) -> dict | None:
+    if not (path / "config.json").is_file():
+        return None
+    try:
+        return load_run(path)
+    except (OSError, ValueError):  # a damaged record must not hide the others
+        return None
 
 
 def load_run(path: Path | str) -> dict:
