@@ -1,47 +1,80 @@
-"""Overview: what the lab is about, the embedded data, and the shipped clean encoder."""
+"""Overview: what a backdoored encoder is, the story as a picture, and the whole demo in one click."""
 import streamlit as st
 
 from distill_core.data.datasets import describe_datasets, load_dataset
 from distill_core.data.triggers import make_trigger
 from distill_core.models.checkpoint import read_checkpoint
 from distill_core.presets import DEMO_ENCODER
+from distill_core.runs.store import load_run
 from distill_core.ui import image_grid
+from webui.jobs import current, live, start
+from webui.widgets import figure_cards, gallery
+
+STORY = """
+digraph {
+  rankdir=LR; bgcolor="transparent";
+  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=12, color="#888888"];
+  clean [label="clean encoder\\n(SimCLR)", fillcolor="#d8ecd8"];
+  poisoned [label="poisoned encoder\\ntrigger ▶ target", fillcolor="#f6d5d5"];
+  purified [label="purified encoder", fillcolor="#d6e4f5"];
+  probe [label="downstream probe\\nCA · ASR", shape=ellipse, fillcolor="#f4f4f4"];
+  clean -> poisoned [label=" attack\\n BadEncoder / DRUPE"];
+  poisoned -> purified [label=" distil on a little clean data\\n teacher · student · loss"];
+  {clean poisoned purified} -> probe [style=dashed, color="#aaaaaa"];
+}
+"""
 
 st.title("Backdoor Distillation Lab")
 st.markdown(
-    "Can **distillation** wash a backdoor out of a pre-trained self-supervised image encoder? "
-    "This lab pre-trains a clean encoder, poisons it (BadEncoder, DRUPE), purifies it by distillation "
-    "and shows what the encoder looks at before and after. The attack and defence pages arrive next; "
-    "today the engine pre-trains and evaluates encoders on data it draws itself."
+    "A **self-supervised image encoder** turns pictures into feature vectors that many downstream "
+    "classifiers are then built on. A **backdoored** encoder behaves normally on clean images, but maps any "
+    "image carrying a small **trigger** close to an image of the attacker's **target class**, so every "
+    "classifier built on it obeys the trigger. Can **distillation**, training a fresh student to imitate the "
+    "encoder on a little clean data, wash the backdoor out while keeping its accuracy?"
 )
+st.graphviz_chart(STORY)
+st.caption("CA: clean accuracy of a probe on the encoder's features (BA for the poisoned encoder). "
+           "ASR: share of triggered test images classified as the target (ASR-B for the clean encoder).")
+
+st.subheader("The whole story in one click")
+st.markdown("Poison the shipped clean encoder with **BadEncoder**, then purify it with the study's "
+            "recommendation: a **fine-tuned teacher**, a **warm-up student** and **attention transfer**. "
+            "About three minutes on a 2-core CPU.")
+job = current("demo")
+if st.button("Run the whole demo", type="primary", disabled=bool(job and job.active)):
+    job = start("demo", "pipeline", {})
+if job is not None:
+    live(job)
+    if job.status == "done":
+        run = load_run(job.run_path)
+        figure_cards(run["summary"], ("clean", "poisoned", "distilled"))
+        st.markdown("**Triggered test images** and what each encoder's downstream classifier says "
+                    "(🎯 = the attacker's target):")
+        gallery(run)
+
+st.subheader("What the lab works with")
 
 
 @st.cache_data(show_spinner=False)
 def samples(name: str, n: int = 30):
-    s = load_dataset(name, "test", n=n)
-    return s.images, [s.classes[i] for i in s.labels.tolist()]
+    return load_dataset(name, "test", n=n).images
 
 
-st.subheader("Embedded data")
 descriptions = describe_datasets()
 for col, name in zip(st.columns(2), ("shapes", "signs")):
     with col:
-        images, labels = samples(name)
         st.markdown(f"**{name}** — {descriptions[name]}")
-        st.image(image_grid(images[:20], columns=10, scale=3), width="stretch")
+        st.image(image_grid(samples(name)[:20], columns=10, scale=3), width="stretch")
 
-st.subheader("The default trigger")
-images, _ = samples("signs")
-triggered = make_trigger("white").apply(images[:10].float() / 255)
+triggered = make_trigger("white").apply(samples("signs")[:10].float() / 255)
 st.image(image_grid(triggered, columns=10, scale=3),
-         caption="BadEncoder's white 10x10 patch, bottom-right, stamped on downstream test images.")
+         caption="The default trigger, BadEncoder's white patch (bottom-right), on downstream test images.")
 
-st.subheader("Shipped clean encoder")
 _, meta = read_checkpoint(DEMO_ENCODER)
 prov = meta["provenance"]
 figures = prov["downstream"]
 c1, c2, c3 = st.columns(3)
-c1.metric("Probe accuracy (SimCLR)", f"{figures['ca_simclr']:.1%}")
+c1.metric("Shipped clean encoder: probe accuracy", f"{figures['ca_simclr']:.1%}")
 c2.metric("Random init, same architecture", f"{figures['ca_random_init']:.1%}")
 c3.metric("Pre-training time", f"{prov['seconds']['train'] / 60:.0f} min")
 st.caption(f"ResNet-18 (CIFAR variant), width {meta['width']}, trained with `{prov['command']}`.")

@@ -1,0 +1,155 @@
+"""Attack: poison a clean encoder with BadEncoder or DRUPE and watch the backdoor go in."""
+import streamlit as st
+
+from distill_core.attacks import ATTACKS
+from distill_core.data.datasets import default_target, load_dataset
+from distill_core.data.triggers import default_patch, make_trigger
+from distill_core.models.checkpoint import read_checkpoint
+from distill_core.presets import DEMO_ENCODER
+from distill_core.runs.store import load_run
+from distill_core.runs.table import describe
+from distill_core.runs.uploads import checked_trigger_image
+from distill_core.tasks import make_config
+from distill_core.ui import image_grid
+from webui.jobs import current, live, manager, start
+from webui.widgets import data_root_inputs, dataset_picker, figure_cards, gallery, number, upload_checkpoint
+
+st.title("Attack: plant a backdoor")
+st.markdown("The attacker fine-tunes a copy of a clean encoder on **shadow data** so that images carrying "
+            "the **trigger** embed like **reference images** of the target class, while clean images embed "
+            "as before. Defaults are the demo's: about 25 s for BadEncoder on a 2-core CPU.")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Data")
+    shadow = dataset_picker("Shadow data (the attacker's share of pre-training data)", "shapes", "attack:data")
+    downstream = dataset_picker("Downstream task (where the backdoor should fire)", "signs", "attack:downstream")
+    data = data_root_inputs([shadow, downstream], "attack")
+
+with right:
+    st.subheader("Clean encoder")
+    runs = [r for r in manager().store.list() if r["kind"] == "pretrain" and r["status"] == "done"]
+    choices = {str(DEMO_ENCODER): "Shipped demo encoder (width 0.25, pre-trained on shapes)",
+               **{r["summary"]["encoder"]: f"Pre-trained here: {describe(r)}" for r in runs},
+               "upload": "Upload a checkpoint…"}
+    encoder = st.selectbox("Encoder to poison", list(choices), format_func=choices.get, key="attack:encoder")
+    if encoder == "upload":
+        encoder = upload_checkpoint("Clean encoder checkpoint", "attack:upload")
+    with st.expander("Pre-train a new clean encoder (about 70 s)"):
+        pre = make_config("pretrain", "demo")
+        c1, c2, c3 = st.columns(3)
+        with c1:
+            pre_epochs = number(pre, "epochs", "Epochs", "pretrain:epochs", min_value=1)
+        with c2:
+            n_train = number(pre, "n_train", "Images", "pretrain:n", min_value=256)
+        with c3:
+            width = st.select_slider("Width", [0.125, 0.25, 0.5, 1.0], value=pre.width, key="pretrain:width")
+        job = current("pretrain")
+        if st.button("Pre-train", disabled=bool(job and job.active)):
+            job = start("pretrain", "pretrain", {"data": shadow, "downstream": downstream, "epochs": pre_epochs,
+                                                 "n_train": n_train, "width": width, **data})
+        if job is not None:
+            live(job, charts=False)
+
+size = 32
+if encoder:
+    try:
+        size = read_checkpoint(encoder)[1].get("input_size", 32)
+    except ValueError as e:
+        st.error(str(e))
+        encoder = None
+
+st.subheader("Attack")
+name = st.radio("Attack", list(ATTACKS), format_func=lambda n: {"badencoder": "BadEncoder", "drupe": "DRUPE"}[n],
+                horizontal=True, key="attack:name")
+st.caption(ATTACKS[name].description)
+cfg = make_config("attack", "demo", {"attack": name})
+knobs = st.columns(6)
+with knobs[0]:
+    epochs = number(cfg, "epochs", "Epochs", f"attack:{name}:epochs", min_value=1)
+with knobs[1]:
+    n_shadow = number(cfg, "n_shadow", "Shadow images", f"attack:{name}:n_shadow", min_value=2)
+with knobs[2]:
+    lr = number(cfg, "lr", "Learning rate", f"attack:{name}:lr", min_value=1e-6)
+with knobs[3]:
+    batch = number(cfg, "batch_size", "Batch size", f"attack:{name}:batch", min_value=2)
+extra = {}
+for col, (field, label) in zip(knobs[4:], {"badencoder": (("lambda1", "λ1 (references)"), ("lambda2", "λ2 (utility)")),
+                                           "drupe": (("n_refs", "References"), ("init_cost_dist", "Distribution weight"))}[name]):
+    with col:
+        extra[field] = number(cfg, field, label, f"attack:{name}:{field}")
+
+st.subheader("Trigger")
+t1, t2 = st.columns([1, 2])
+with t1:
+    pattern = st.selectbox("Pattern", ["white", "checkerboard", "noise", "blend", "image"], key="attack:pattern",
+                           format_func=lambda p: {"image": "an uploaded image…", "blend": "blend (whole image)"}.get(p, p))
+    if pattern == "blend":
+        spec = f"blend:alpha={st.slider('Opacity', 0.02, 0.5, 0.2, key='attack:alpha')}"
+    else:
+        patch = st.slider("Size (pixels)", 2, size // 2, default_patch(size), key="attack:size")
+        pos = st.selectbox("Position", ["br", "bl", "tr", "tl", "center"], key="attack:pos",
+                           format_func={"br": "bottom right", "bl": "bottom left", "tr": "top right",
+                                        "tl": "top left", "center": "centre"}.get)
+        spec = f"{pattern}:size={patch},pos={pos}"
+        if pattern == "image":
+            file = st.file_uploader("Trigger image (its alpha channel is the mask)", key="attack:trigger_file",
+                                    type=["png", "jpg", "jpeg", "bmp", "gif", "webp"])
+            spec = None
+            if file is not None:
+                try:
+                    path = checked_trigger_image(file.getvalue(), file.name, manager().store.root)
+                    spec = f"image:path={path},size={patch},pos={pos}"
+                except ValueError as e:
+                    st.error(f"That image cannot be a trigger: {e}")
+try:
+    test = load_dataset(downstream, "test", n=200, size=size, **data)
+    train = load_dataset(downstream, "train", size=size, **data)
+except (ValueError, OSError) as e:
+    st.error(f"The downstream data cannot be read: {e}")
+    st.stop()
+with t2:
+    if spec:
+        try:
+            preview = make_trigger(spec, size).apply(test.images[:8].float() / 255)
+            st.image(image_grid(preview, columns=8, scale=3), caption="Live preview on downstream test images",
+                     width="stretch")
+        except ValueError as e:
+            st.error(f"That trigger cannot be made: {e}")
+            spec = None
+
+st.subheader("Target")
+g1, g2 = st.columns([1, 2])
+with g1:
+    usual = default_target(downstream)
+    target = st.selectbox("Target class", train.classes, key="attack:target",
+                          index=train.classes.index(usual) if usual in train.classes else 0)
+    auto = st.radio("Reference images", ["auto", "pick"], key="attack:refs", format_func={
+        "auto": "the ones the clean encoder's probe is surest of", "pick": "picked from the gallery"}.get)
+with g2:
+    pool = train.of_class(train.class_index(target))
+    shown = min(len(pool), 24)
+    st.image([image_grid(pool.images[i:i + 1], columns=1, scale=3, padding=0) for i in range(shown)],
+             caption=[f"#{i}" for i in range(shown)], width=56)
+    picked = st.multiselect("References", list(range(shown)), key="attack:picked", format_func=lambda i: f"#{i}",
+                            disabled=auto == "auto", help="Indices among the target class's training images")
+
+ready = bool(encoder and spec and (auto == "auto" or picked))
+job = current("attack")
+if st.button("Run the attack", type="primary", disabled=not ready or bool(job and job.active)):
+    overrides = {"attack": name, "encoder": encoder, "data": shadow, "downstream": downstream, "trigger": spec,
+                 "target": target, "epochs": epochs, "n_shadow": n_shadow, "lr": lr, "batch_size": batch,
+                 **extra, **data}
+    if auto == "pick":
+        overrides.update(ref_indices=",".join(map(str, picked)), n_refs=len(picked))
+    job = start("attack", "attack", overrides)
+if job is not None:
+    st.subheader("Training")
+    live(job)
+    if job.status == "done":
+        run = load_run(job.run_path)
+        st.subheader("Results")
+        figure_cards(run["summary"], ("clean", "poisoned"))
+        st.markdown("**Triggered test images** with each encoder's downstream prediction (🎯 = target):")
+        gallery(run)
+        st.info("Next: purify this encoder on the **Distill** page.")

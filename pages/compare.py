@@ -1,0 +1,59 @@
+"""Compare: every run in the store as a table, and each story as a path in the CA-vs-ASR plane."""
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from distill_core.runs.table import ROLES, row, stories
+from webui.jobs import manager
+from webui.widgets import ROLE_NAMES
+
+st.title("Compare runs")
+runs = manager().store.list()
+if not runs:
+    st.info("No runs yet: start one from the Overview, Attack or Distill page.")
+    st.stop()
+
+table = pd.DataFrame([row(r) for r in runs])
+f1, f2, f3 = st.columns([2, 2, 3])
+kinds = f1.multiselect("Kind", sorted(table["kind"].unique()), key="compare:kind")
+statuses = f2.multiselect("Status", sorted(table["status"].unique()), key="compare:status")
+text = f3.text_input("Contains", key="compare:text", placeholder="e.g. drupe, at, 20261125")
+shown = table
+if kinds:
+    shown = shown[shown["kind"].isin(kinds)]
+if statuses:
+    shown = shown[shown["status"].isin(statuses)]
+if text:
+    shown = shown[shown.astype(str).apply(lambda r: r.str.contains(text, case=False, regex=False)).any(axis=1)]
+s1, s2 = st.columns([2, 1])
+by = s1.selectbox("Sort by", list(table.columns), index=list(table.columns).index("started"), key="compare:sort")
+descending = s2.toggle("Descending", True, key="compare:desc")
+shown = shown.sort_values(by, ascending=not descending, na_position="last")
+st.dataframe(shown, hide_index=True, width="stretch")
+st.caption("CA % is the accuracy of the encoder the run produced (BA for an attack); ASR % its attack success "
+           "rate. Click a column header to sort as well.")
+st.download_button("Export the table (CSV)", shown.to_csv(index=False), "runs.csv", "text/csv")
+
+st.subheader("Clean → poisoned → purified")
+paths = [s for s in stories(runs) if s["id"] in set(shown["id"])]
+if not paths:
+    st.info("Finished attack, distillation or pipeline runs appear here as points.")
+    st.stop()
+colors = {"clean": "#2ca02c", "poisoned": "#d62728", "distilled": "#1f77b4"}
+fig = go.Figure()
+for s in paths:
+    roles = [r for r in ROLES if r in s]
+    fig.add_trace(go.Scatter(x=[100 * s[r]["asr"] for r in roles], y=[100 * s[r]["ca"] for r in roles],
+                             mode="lines", line={"color": "#bbbbbb", "width": 1}, showlegend=False, hoverinfo="skip"))
+for role in ROLES:
+    points = [s for s in paths if role in s]
+    fig.add_trace(go.Scatter(
+        x=[100 * s[role]["asr"] for s in points], y=[100 * s[role]["ca"] for s in points], mode="markers",
+        name=ROLE_NAMES[role], marker={"color": colors[role], "size": 11},
+        text=[f"{s['label']} ({s['id']})" for s in points],
+        hovertemplate="%{text}<br>ASR %{x:.1f}%<br>CA %{y:.1f}%<extra>" + ROLE_NAMES[role] + "</extra>"))
+fig.update_layout(xaxis_title="ASR (%)", yaxis_title="CA (%)", height=460, margin={"t": 20},
+                  xaxis={"range": [-3, 103]}, legend={"orientation": "h", "y": -0.18})
+st.plotly_chart(fig, width="stretch")
+st.caption("Each grey path is one story: the clean encoder (ASR-B), the poisoned one (BA, ASR) and, once "
+           "distilled, the purified one. Up and to the left is better.")

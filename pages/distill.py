@@ -1,0 +1,105 @@
+"""Distill: purify a suspicious encoder by distilling it into a student on a little clean data."""
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from distill_core.data.datasets import load_dataset
+from distill_core.distill import LOSSES, STUDENTS, TEACHERS
+from distill_core.models.checkpoint import sidecar_path
+from distill_core.models.resnet import STAGES
+from distill_core.runs.store import load_run
+from distill_core.runs.table import attack_runs, describe
+from distill_core.tasks import make_config
+from webui.jobs import current, live, manager, start
+from webui.widgets import figure_cards, gallery, number, upload_checkpoint
+
+RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts
+
+st.title("Distill: wash the backdoor out")
+st.markdown("A **student** encoder learns from a **teacher** on a small clean subset: SimCLR on its own views "
+            "plus a **distillation loss** that pulls its stage features towards the teacher's. The trigger "
+            "never appears in the clean data, so the student has no reason to learn it.")
+
+st.subheader("Suspicious encoder")
+runs = attack_runs(manager().store.list())
+choices = {r["path"]: f"{'Demo story' if r.get('parent') else 'Attack'}: {describe(r)}" for r in runs}
+choices["upload"] = "Upload a checkpoint…"
+choice = st.selectbox("Encoder to purify", list(choices), format_func=choices.get, key="distill:encoder",
+                      help="Finished attack runs (from the Attack page or the demo) or a checkpoint of your own.")
+overrides = {}
+if choice == "upload":
+    encoder = upload_checkpoint("Suspicious encoder checkpoint", "distill:upload")
+    c1, c2 = st.columns(2)
+    overrides["trigger"] = c1.text_input("Its trigger", "white", help="e.g. white, checkerboard:size=6,pos=tl")
+    classes = load_dataset("signs", "train").classes
+    overrides["target"] = c2.selectbox("Its target class", classes, index=classes.index("priority"))
+else:
+    encoder = choice
+    figure_cards(load_run(choice)["summary"], ("clean", "poisoned"))
+
+st.subheader("Teacher, student and loss")
+st.caption("★ marks the study's recommendation.")
+picks = {}
+for col, (field, registry) in zip(st.columns(3), (("teacher", TEACHERS), ("student", STUDENTS), ("loss", LOSSES))):
+    with col:
+        star = lambda n, f=field: f"{n} ★" if RECOMMENDED[f] == n else n
+        picks[field] = st.radio(field.capitalize(), list(registry), key=f"distill:{field}", format_func=star,
+                                index=list(registry).index(RECOMMENDED[field]))
+        st.caption(registry[picks[field]].title)
+spec = LOSSES[picks["loss"]]
+
+cfg = make_config("distill", "demo", picks)
+st.subheader("Settings")
+if spec.build is not None:
+    st.caption(f"Stage weights of `{spec.name}` ({spec.source}); 0 skips a stage.")
+    weights = [c.number_input(s, value=float(spec.weight), min_value=0.0, step=100.0, format="%g",
+                              key=f"distill:{spec.name}:{s}") for c, s in zip(st.columns(4), STAGES)]
+    overrides["weights"] = ",".join(f"{w:g}" for w in weights)
+s1, s2, s3, s4, s5 = st.columns(5)
+clean_train = len(load_dataset(cfg.data, "train"))
+with s1:
+    fraction = st.slider("Clean data", 0.02, 0.5, cfg.n_clean / clean_train, 0.01, key="distill:fraction",
+                         help=f"Share of the {clean_train:,} pre-training images the defender holds", format="%.2f")
+    overrides["n_clean"] = round(fraction * clean_train)
+    st.caption(f"{overrides['n_clean']:,} images")
+with s2:
+    overrides["epochs"] = number(cfg, "epochs", "Distillation epochs", "distill:epochs", min_value=1)
+with s3:
+    overrides["teacher_epochs"] = number(cfg, "teacher_epochs", "Teacher fine-tune epochs", "distill:teacher_epochs",
+                                         min_value=0)
+with s4:
+    overrides["warmup_epochs"] = number(cfg, "warmup_epochs", "Student warm-up epochs", "distill:warmup_epochs",
+                                        min_value=0)
+with s5:
+    overrides["lr"] = number(cfg, "lr", "Learning rate", "distill:lr", min_value=1e-6)
+
+job = current("distill")
+if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):
+    job = start("distill", "distill", {**picks, **overrides, "encoder": encoder})
+if job is not None:
+    st.subheader("Training")
+    live(job)
+    if job.status == "done":
+        run = load_run(job.run_path)
+        summary = run["summary"]
+        st.subheader("Results")
+        figure_cards(summary, ("clean", "poisoned", "distilled"))
+        st.markdown("**Triggered test images** with each encoder's downstream prediction (🎯 = target):")
+        gallery(run)
+        weights = Path(summary["encoder"])
+        pack = io.BytesIO()
+        with zipfile.ZipFile(pack, "w") as z:
+            z.write(weights, weights.name)
+            z.write(sidecar_path(weights), sidecar_path(weights).name)
+        d1, d2, d3 = st.columns(3)
+        d1.download_button("Purified encoder (.safetensors + sidecar)", pack.getvalue(), f"{run['id']}-encoder.zip",
+                           "application/zip")
+        d2.download_button("Results (JSON)", json.dumps(summary, indent=2), f"{run['id']}-summary.json",
+                           "application/json")
+        figures = pd.DataFrame([{"encoder": role, **summary[role]} for role in ("clean", "poisoned", "distilled")
+                                if isinstance(summary.get(role), dict)])
+        d3.download_button("Figures (CSV)", figures.to_csv(index=False), f"{run['id']}-figures.csv", "text/csv")

@@ -1,0 +1,136 @@
+"""The process-wide job manager and how a page starts, finds and watches its jobs.
+
+Session state keeps only job ids. A browser tab is identified by the `lab` query parameter, so a reloaded
+page (same URL) finds its running and finished jobs again.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+
+import pandas as pd
+import streamlit as st
+
+from distill_core.runs.jobs import Job, JobManager
+from distill_core.runs.progress import curves, progress
+from distill_core.runs.store import RunStore
+from distill_core.tasks import make_config
+
+POLL_SECONDS = 1.0
+
+
+@st.cache_resource
+def manager() -> JobManager:
+    """One per server process; `DISTILL_JOBS_PER_DEVICE` jobs run at once per device (default 1)."""
+    return JobManager(RunStore(), slots=int(os.environ.get("DISTILL_JOBS_PER_DEVICE", "1")))
+
+
+def owner() -> str:
+    """This browser tab's id, kept in the URL so that a reload keeps it."""
+    if "owner" not in st.session_state:
+        st.session_state.owner = st.query_params.get("lab") or secrets.token_hex(4)
+    if st.query_params.get("lab") != st.session_state.owner:
+        st.query_params["lab"] = st.session_state.owner  # navigation clears query parameters
+    return st.session_state.owner
+
+
+def start(key: str, task: str, overrides: dict, preset: str = "demo") -> Job | None:
+    """Queue `task` (preset <- overrides) as this tab's `key` job; a bad setting is shown, not raised."""
+    try:
+        job = manager().submit(task, make_config(task, preset, overrides), owner(), key)
+    except ValueError as e:
+        st.error(f"Could not start: {e}")
+        return None
+    st.session_state[f"job:{key}"] = job.id
+    return job
+
+
+def current(key: str) -> Job | None:
+    """This tab's latest `key` job (after a reload: the newest one the tab started)."""
+    jobs = manager()
+    job = jobs.get(st.session_state.get(f"job:{key}"))
+    return job or next((j for j in jobs.jobs(owner()) if j.label == key), None)
+
+
+def status_line(job: Job) -> str:
+    if job.status == "queued":
+        ahead = manager().position(job) - 1
+        return f"Queued: {ahead} job{'s' * (ahead != 1)} ahead of yours on the {job.device.upper()}."
+    if job.status == "running":
+        p = progress(job.events)
+        if p is None:
+            return "Starting: loading data and encoders…"
+        left = f" · about {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
+        return f"Running {p.part or job.task}: {p.done}/{p.total}{left}"
+    took = f" in {job.finished - job.started:.0f} s" if job.started and job.finished else ""
+    return {"done": f"Done{took}.", "cancelled": "Cancelled.", "failed": f"Failed: {job.error}"}[job.status]
+
+
+def live(job: Job, charts: bool = True) -> None:
+    """Status, progress, cancel and live curves of `job`, redrawn every second while it is active; when it
+    ends the whole page reruns once so that its results appear."""
+
+    def view():
+        done_key = f"ended:{job.id}"
+        (st.error if job.status == "failed" else st.info if job.active else st.success)(status_line(job))
+        if job.status == "running":
+            p = progress(job.events)
+            st.progress(p.fraction if p else 0.0)
+        if job.active and st.button("Cancel", key=f"cancel:{job.id}"):
+            manager().cancel(job.id)
+        if charts:
+            draw_curves(job.events)
+        if not job.active and not st.session_state.get(done_key):
+            st.session_state[done_key] = True
+            st.rerun(scope="app")
+
+    st.fragment(view, run_every=POLL_SECONDS if job.active else None)()
+
+
+def draw_curves(events: list[dict]) -> None:
+    """The latest part's loss terms and the latest CA/ASR estimates against epochs."""
+    parts = curves(events)
+    if not parts:
+        return
+    loss_part = next(reversed(parts))
+    quality = next((p for p in reversed(parts) if any("ca" in r for r in parts[p])), None)
+    left, right = st.columns(2)
+    with left:
+        df = pd.DataFrame(parts[loss_part]).set_index("epoch")
+        terms = [c for c in df.columns if c not in ("ca", "asr", "asr_all", "knn")]
+        st.caption(f"Loss terms · {loss_part or 'training'}")
+        if terms and len(df) > 0:
+            st.line_chart(df[terms], x_label="epoch", height=240)
+    with right:
+        if quality is not None:
+            df = pd.DataFrame([r for r in parts[quality] if "ca" in r]).set_index("epoch")
+            st.caption(f"Quick CA / ASR estimates (%) · {quality or 'training'}")
+            cols = [c for c in ("ca", "asr") if c in df]
+            st.line_chart(df[cols].rename(columns={"ca": "CA", "asr": "ASR"}), x_label="epoch", height=240,
+                          color=["#1f77b4", "#d62728"][:len(cols)])
+
+
+ICONS = {"queued": "⏳", "running": "🟢", "done": "✅", "cancelled": "⏹️", "failed": "❌"}
+
+
+def sidebar_jobs() -> None:
+    """This tab's recent jobs and the server's load, refreshed every few seconds."""
+
+    @st.fragment(run_every=2 * POLL_SECONDS)
+    def view():
+        jobs = manager()
+        mine = jobs.jobs(owner())[:6]
+        everyone = [j for j in jobs.jobs() if j.active]
+        st.markdown("**Jobs**")
+        if not mine:
+            st.caption("None yet: start one from any page.")
+        for job in mine:
+            where = f" · #{jobs.position(job)} in queue" if job.status == "queued" else ""
+            p = progress(job.events) if job.status == "running" else None
+            done = f" · {p.fraction:.0%}" if p else ""
+            st.caption(f"{ICONS[job.status]} {job.label}: {job.status}{where}{done}")
+        running = sum(j.status == "running" for j in everyone)
+        st.caption(f"Server: {running} running, {len(everyone) - running} queued "
+                   f"({jobs.slots} at a time per device).")
+
+    view()

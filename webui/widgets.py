@@ -1,0 +1,104 @@
+"""Result widgets the pages share: figure cards, the triggered-image gallery, run pickers."""
+from __future__ import annotations
+
+import streamlit as st
+
+from distill_core.runs.gallery import load_gallery
+from distill_core.ui import image_grid
+
+ROLE_NAMES = {"clean": "Clean encoder", "poisoned": "Poisoned encoder", "distilled": "Purified encoder"}
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def figure_cards(summary: dict, roles: tuple[str, ...]) -> None:
+    """One row of cards per encoder of the story: CA and ASR, with the change against the previous one."""
+    previous = None
+    for role in roles:
+        fig = summary.get(role)
+        if not isinstance(fig, dict):
+            continue
+        ca_name = {"clean": "CA", "poisoned": "BA", "distilled": "CA"}[role]
+        asr_name = "ASR-B" if role == "clean" else "ASR"
+        cols = st.columns([1.2, 1, 1, 1])
+        cols[0].markdown(f"**{ROLE_NAMES[role]}**")
+        delta = lambda key: None if previous is None else f"{100 * (fig[key] - previous[key]):+.1f} pts"
+        cols[1].metric(ca_name, pct(fig.get("ca")), delta("ca"),
+                       help="Accuracy of a probe on the encoder's features, clean test images")
+        cols[2].metric(asr_name, pct(fig.get("asr")), delta("asr"), delta_color="inverse",
+                       help="Triggered test images (target class left out) classified as the target")
+        cols[3].metric("ASR-all", pct(fig.get("asr_all")), delta("asr_all"), delta_color="inverse",
+                       help="The same over every test image, the target class included")
+        previous = fig
+
+
+def gallery(run: dict, columns: int = 8) -> None:
+    """Triggered test images with the true class and each encoder's downstream prediction."""
+    found = load_gallery(run)
+    if found is None:
+        return
+    images, g = found
+    roles = [r for r in ("clean", "poisoned", "distilled") if r in g]
+    target = (run.get("summary") or {}).get("target")
+    for start in range(0, len(images), columns):
+        cols = st.columns(columns)
+        for i, col in enumerate(cols):
+            k = start + i
+            if k >= len(images):
+                break
+            col.image(image_grid(images[k:k + 1], columns=1, scale=3, padding=0), width="stretch")
+            lines = [f"true: {g['label'][k]}"] + [
+                f"{ROLE_NAMES[r].split()[0].lower()}: {'🎯 ' if g[r][k] == target else ''}{g[r][k]}" for r in roles]
+            col.caption("  \n".join(lines))
+
+
+TORCHVISION = ("cifar10", "stl10", "gtsrb", "svhn")
+
+
+def dataset_picker(label: str, embedded: str, key: str, help: str | None = None) -> str:
+    """A dataset spec: the embedded set, a torchvision set (read from the data root) or `folder:PATH`."""
+    names = {embedded: f"{embedded} (embedded, no download)", **{n: f"{n} (torchvision)" for n in TORCHVISION},
+             "folder": "an image folder…"}
+    choice = st.selectbox(label, list(names), format_func=names.get, key=key, help=help)
+    if choice == "folder":
+        path = st.text_input("Folder with train/ and test/ class folders", key=f"{key}:folder",
+                             placeholder="/path/to/images")
+        return f"folder:{path.strip()}"
+    return choice
+
+
+def data_root_inputs(specs: list[str], key: str) -> dict:
+    """Where torchvision datasets live (asked only when one is picked)."""
+    if not any(s in TORCHVISION for s in specs):
+        return {}
+    root = st.text_input("Data root for torchvision datasets", "data", key=f"{key}:root")
+    download = st.checkbox("Download missing datasets (needs internet)", key=f"{key}:download")
+    return {"data_root": root, "download": download}
+
+
+def number(cfg, name: str, label: str, key: str, **kw):
+    """A number input for config field `name`, its default and tooltip taken from `cfg`."""
+    from dataclasses import fields
+    value = getattr(cfg, name)
+    help = next(f.metadata.get("help") for f in fields(cfg) if f.name == name)
+    kind = type(value)
+    return st.number_input(label, value=value, help=help, key=key, step=kind(1) if kind is int else None,
+                           format=None if kind is int else "%g", **kw)
+
+
+def upload_checkpoint(label: str, key: str) -> str | None:
+    """An uploaded encoder checkpoint, checked and kept beside the runs; None (and a message) otherwise."""
+    from distill_core.runs.uploads import CHECKPOINT_SUFFIXES, checked_checkpoint
+    from webui.jobs import manager
+    file = st.file_uploader(label, type=[s.lstrip(".") for s in CHECKPOINT_SUFFIXES], key=key,
+                            help="Our .safetensors (with its .json sidecar's facts inferred when absent), or a "
+                                 "BadEncoder / SimCLR .pth; pickled code is refused, never run.")
+    if file is None:
+        return None
+    try:
+        return str(checked_checkpoint(file.getvalue(), file.name, manager().store.root))
+    except ValueError as e:
+        st.error(f"That checkpoint cannot be used: {e}")
+        return None
