@@ -1,7 +1,8 @@
 """Backdoor Distillation Lab: `streamlit run app.py`.
 
-The entry file only declares the navigation and the shared sidebar; each page lives in `pages/` and
-every computation is a `distill_core` call.
+The entry file declares the navigation and the shared sidebar; each page lives in `app_pages/` and every
+computation is a `distill_core` call. (Not `pages/`: Streamlit treats a folder of that name as legacy
+auto-discovered pages when the first request after a start is a page's URL, and then never runs this file.)
 """
 import streamlit as st
 
@@ -11,11 +12,11 @@ from webui.jobs import owner, sidebar_jobs
 st.set_page_config(page_title="Backdoor Distillation Lab", page_icon="🧪", layout="wide")
 
 pages = [
-    st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
-    st.Page("pages/attack.py", title="Attack", icon="🦠"),
-    st.Page("pages/distill.py", title="Distill", icon="🧪"),
-    st.Page("pages/inspect.py", title="Inspect", icon="🔍"),
-    st.Page("pages/compare.py", title="Compare", icon="📊"),
+    st.Page("app_pages/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("app_pages/attack.py", title="Attack", icon=":material/coronavirus:"),
+    st.Page("app_pages/distill.py", title="Distill", icon=":material/science:"),
+    st.Page("app_pages/inspect.py", title="Inspect", icon=":material/search:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/scatter_plot:"),
 ]
 page = st.navigation(pages)
 owner()

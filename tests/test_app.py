@@ -1,14 +1,97 @@
-"""The app renders as a user first sees it."""
+"""Every page of the app renders, and tiny jobs started from the pages run to their results (AppTest)."""
+import time
+
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
 
+PAGES = {name: f"app_pages/{name}.py" for name in ("overview", "attack", "distill", "inspect", "compare")}
 
-def test_landing_page_renders_data_trigger_and_encoder_figures():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+
+def open_app(page: str = "overview", **query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update(query)
+    at.run()
+    if page != "overview":
+        at.switch_page(PAGES[page]).run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def wait_until_ended(at: AppTest, timeout: float = 240) -> str:
+    """Re-run the page (as the polling fragment would) until the job's status box says it ended."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(1)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        ended = [s.value for s in at.success] + [w.value for w in at.warning] + [e.value for e in at.error]
+        if ended:
+            return ended[0]
+    raise AssertionError("the job did not end in time")
+
+
+def test_every_page_renders_with_its_widgets():
+    at = open_app()
     assert at.title[0].value == "Backdoor Distillation Lab"
-    assert [s.value for s in at.subheader] == ["Embedded data", "The default trigger", "Shipped clean encoder"]
-    labels = [m.label for m in at.metric]
-    assert "Probe accuracy (SimCLR)" in labels and float(at.metric[0].value.rstrip("%")) >= 70
-    assert "Device:" in at.sidebar.caption[0].value
+    assert button(at, "Run the whole demo") and float(at.metric[0].value.rstrip("%")) >= 70
+    assert "Device:" in at.sidebar.caption[0].value and at.sidebar.markdown[0].value == "**Jobs**"
+
+    at = open_app("attack")
+    for key in ("attack:data", "attack:downstream", "attack:encoder", "attack:pattern", "attack:target"):
+        assert at.selectbox(key=key).value
+    assert at.radio(key="attack:name").options == ["BadEncoder", "DRUPE"]
+    assert at.number_input(key="attack:badencoder:epochs").value == 8 and button(at, "Run the attack")
+    assert [h.value for h in at.subheader] == ["Data", "Clean encoder", "Attack", "Trigger", "Target"]
+    assert len(at.get("image")) == 2  # the trigger's live preview and the reference gallery
+
+    at = open_app("distill")
+    assert "finetuned ★" in at.radio(key="distill:teacher").options
+    assert at.radio(key="distill:loss").value == "at" and "at ★" in at.radio(key="distill:loss").options
+    assert [n.label for n in at.number_input][:4] == ["layer1", "layer2", "layer3", "layer4"]
+    assert button(at, "Run the distillation")
+
+    assert open_app("inspect").title[0].value == "Inspect: what do the encoders see?"
+    assert open_app("compare").title[0].value == "Compare runs"
+
+
+def test_a_tiny_story_runs_from_the_attack_and_distill_pages_to_results():
+    at = open_app("attack")
+    at.number_input(key="attack:badencoder:epochs").set_value(1)
+    at.number_input(key="attack:badencoder:n_shadow").set_value(256)
+    button(at.run(), "Run the attack").click().run()
+    assert wait_until_ended(at).startswith("Done")
+    cards = {m.label: m.value for m in at.metric}
+    assert {"CA", "BA", "ASR-B", "ASR"} <= set(cards) and all(v.endswith("%") for v in cards.values())
+    assert sum(c.value.startswith("true: ") for c in at.caption) == 16  # the triggered gallery
+
+    at.switch_page(PAGES["distill"]).run()
+    for key in ("distill:epochs", "distill:teacher_epochs", "distill:warmup_epochs"):
+        at.number_input(key=key).set_value(1)
+    button(at.run(), "Run the distillation").click().run()
+    assert wait_until_ended(at).startswith("Done")
+    assert [m.label for m in at.metric][-3:] == ["CA", "ASR", "ASR-all"]  # the purified encoder's row
+    assert at.metric[-3].delta.endswith("pts")
+    assert [b.label for b in at.get("download_button")] == [
+        "Purified encoder (.safetensors + sidecar)", "Results (JSON)", "Figures (CSV)"]
+
+    at.switch_page(PAGES["compare"]).run()
+    table = at.dataframe[0].value
+    assert {"attack", "distill"} <= set(table["kind"]) and table["CA %"].notna().any()
+    at.switch_page(PAGES["inspect"]).run()
+    assert not at.exception and sum(c.value.startswith("true: ") for c in at.caption) == 16
+
+
+def test_the_demo_button_queues_a_job_that_a_reload_finds_and_cancel_stops():
+    at = open_app()
+    button(at, "Run the whole demo").click().run()
+    tab = at.session_state["owner"]
+    reloaded = open_app(lab=tab)  # a new session with the same URL
+    assert any(i.value.startswith(("Starting", "Running", "Queued")) for i in reloaded.info)
+    cancel = next(b for b in reloaded.button if b.label == "Cancel")
+    cancel.click().run()
+    assert wait_until_ended(reloaded, timeout=60) == "Cancelled."

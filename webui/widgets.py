@@ -50,7 +50,8 @@ def gallery(run: dict, columns: int = 8) -> None:
                 break
             col.image(image_grid(images[k:k + 1], columns=1, scale=3, padding=0), width="stretch")
             lines = [f"true: {g['label'][k]}"] + [
-                f"{ROLE_NAMES[r].split()[0].lower()}: {'🎯 ' if g[r][k] == target else ''}{g[r][k]}" for r in roles]
+                f"{ROLE_NAMES[r].split()[0].lower()}: " + (f":red[**{g[r][k]}**]" if g[r][k] == target else g[r][k])
+                for r in roles]
             col.caption("  \n".join(lines))
 
 

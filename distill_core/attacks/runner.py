@@ -109,6 +109,9 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     steps_per_epoch, step = len(shadow) // cfg.batch_size, 0
     total = steps_per_epoch * cfg.epochs
     best_state, curves = None, []
+    if quick:  # the starting point of the live curves: the clean encoder's CA and ASR-B
+        curves.append({"epoch": 0, **quick.estimate(poisoned)})
+        run({"kind": "epoch", "epochs": cfg.epochs, **curves[-1]})
     t = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         meter = Meter()

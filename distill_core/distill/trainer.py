@@ -194,6 +194,8 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
                "weights": weights, "n_clean": len(clean), "downstream": cfg.downstream,
                "target": task.classes[task.target], "trigger": cfg.trigger or story.trigger,
                "suspicious_encoder": str(story.weights)}
+    if story.attack:
+        summary["attack"] = story.attack.get("attack")
     if story.attack and same_task and "clean" in story.attack:
         summary["clean"] = story.attack["clean"]  # the attack scored the clean encoder on this task
     summary.update({"poisoned": figures(poisoned_score), "teacher_scores": teacher_score and figures(teacher_score),

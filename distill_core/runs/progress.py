@@ -21,7 +21,8 @@ def part(event: dict) -> str:
 @dataclass
 class Progress:
     part: str
-    done: int           # steps (or epochs) done in this part
+    unit: str           # "step" or "epoch"
+    done: int
     total: int
     seconds_left: float | None
 
@@ -46,7 +47,7 @@ def progress(events: list[dict]) -> Progress | None:
     first = same[0] if same else last
     first_done = first.get("step", first.get("epoch", 0))
     rate = (done - first_done) / (last["t"] - first["t"]) if last["t"] > first["t"] and done > first_done else 0
-    return Progress(label, done, total, (total - done) / rate if rate else None)
+    return Progress(label, last["kind"], done, total, (total - done) / rate if rate else None)
 
 
 def curves(events: list[dict]) -> dict[str, list[dict]]:

@@ -28,16 +28,15 @@ def row(run: dict) -> dict:
     pct = lambda v: None if v is None else round(100 * v, 1)
     return {
         "id": run["id"], "kind": run.get("kind", ""), "status": run.get("status", ""),
-        "part of": run.get("parent", ""),
-        "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.get("created", 0))),
-        "attack": s.get("attack") or cfg.get("attack", ""),
-        "teacher": s.get("teacher") or (cfg.get("teacher", "") if run.get("kind") in ("distill", "pipeline") else ""),
-        "student": s.get("student") or (cfg.get("student", "") if run.get("kind") in ("distill", "pipeline") else ""),
-        "loss": s.get("loss") or (cfg.get("loss", "") if run.get("kind") in ("distill", "pipeline") else ""),
-        "downstream": s.get("downstream") or cfg.get("downstream", ""),
         "CA %": pct(fig.get("ca")), "ASR %": pct(fig.get("asr")),
         "clean CA %": pct((s.get("clean") or {}).get("ca")), "ASR-B %": pct((s.get("clean") or {}).get("asr")),
+        "attack": s.get("attack") or cfg.get("attack", ""),
+        **{k: s.get(k) or (cfg.get(k, "") if run.get("kind") in ("distill", "pipeline") else "")
+           for k in ("teacher", "student", "loss")},
+        "downstream": s.get("downstream") or cfg.get("downstream", ""),
+        "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.get("created", 0))),
         "seconds": round((s.get("seconds") or {}).get("total", 0)) or None,
+        "part of": run.get("parent", ""),
     }
 
 

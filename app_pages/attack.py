@@ -39,9 +39,9 @@ with right:
         pre = make_config("pretrain", "demo")
         c1, c2, c3 = st.columns(3)
         with c1:
-            pre_epochs = number(pre, "epochs", "Epochs", "pretrain:epochs", min_value=1)
+            pre_epochs = number(pre, "epochs", "Pre-training epochs", "pretrain:epochs", min_value=1)
         with c2:
-            n_train = number(pre, "n_train", "Images", "pretrain:n", min_value=256)
+            n_train = number(pre, "n_train", "Pre-training images", "pretrain:n", min_value=256)
         with c3:
             width = st.select_slider("Width", [0.125, 0.25, 0.5, 1.0], value=pre.width, key="pretrain:width")
         job = current("pretrain")
@@ -150,6 +150,6 @@ if job is not None:
         run = load_run(job.run_path)
         st.subheader("Results")
         figure_cards(run["summary"], ("clean", "poisoned"))
-        st.markdown("**Triggered test images** with each encoder's downstream prediction (🎯 = target):")
+        st.markdown("**Triggered test images** with each encoder's downstream prediction (:red[**red**]: the attacker's target):")
         gallery(run)
         st.info("Next: purify this encoder on the **Distill** page.")

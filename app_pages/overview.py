@@ -49,7 +49,7 @@ if job is not None:
         run = load_run(job.run_path)
         figure_cards(run["summary"], ("clean", "poisoned", "distilled"))
         st.markdown("**Triggered test images** and what each encoder's downstream classifier says "
-                    "(🎯 = the attacker's target):")
+                    "(:red[**red**]: the attacker's target):")
         gallery(run)
 
 st.subheader("What the lab works with")

@@ -88,7 +88,7 @@ if job is not None:
         summary = run["summary"]
         st.subheader("Results")
         figure_cards(summary, ("clean", "poisoned", "distilled"))
-        st.markdown("**Triggered test images** with each encoder's downstream prediction (🎯 = target):")
+        st.markdown("**Triggered test images** with each encoder's downstream prediction (:red[**red**]: the attacker's target):")
         gallery(run)
         weights = Path(summary["encoder"])
         pack = io.BytesIO()

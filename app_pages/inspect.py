@@ -23,5 +23,5 @@ pick = st.selectbox("Story", [s["id"] for s in told], format_func=lambda i: f"{r
                     key="inspect:story")
 run = runs[pick]
 figure_cards(run["summary"], ("clean", "poisoned", "distilled"))
-st.markdown("**Triggered test images** with each encoder's downstream prediction (🎯 = target):")
+st.markdown("**Triggered test images** with each encoder's downstream prediction (:red[**red**]: the attacker's target):")
 gallery(run)

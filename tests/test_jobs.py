@@ -1,0 +1,109 @@
+"""The job manager queues per device, runs in worker threads, cancels, and survives failing jobs."""
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from distill_core.runs.events import Cancelled
+from distill_core.runs.jobs import JobManager
+from distill_core.runs.store import RunStore
+
+
+class Gate:
+    """A fake task runner: each job waits for its own release, records what ran, can fail or watch cancel."""
+
+    def __init__(self):
+        self.release, self.ran = {}, []
+
+    def __call__(self, task, config, out, on_event, cancel, store):
+        self.ran.append(config.name)
+        gate = self.release.setdefault(config.name, threading.Event())
+        while not gate.wait(0.01):
+            cancel.check()
+        on_event({"kind": "step", "step": 1, "total": 1})
+        if getattr(config, "fail", False):
+            raise ValueError("epochs: must be at least 1, not 0")
+        return out, {"name": config.name}
+
+    def open(self, name):
+        self.release.setdefault(name, threading.Event()).set()
+
+
+def until(condition, timeout=5.0):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def gate():
+    return Gate()
+
+
+def test_one_slot_queues_jobs_in_order_and_reports_positions(tmp_path, gate):
+    jobs = JobManager(RunStore(tmp_path), slots=1, runner=gate)
+    a, b, c = (jobs.submit("evaluate", SimpleNamespace(name=n, device="cpu"), owner="tab1") for n in "abc")
+    until(lambda: gate.ran == ["a"])
+    assert [a.status, b.status, c.status] == ["running", "queued", "queued"]
+    assert [jobs.position(j) for j in (a, b, c)] == [0, 1, 2]
+    gate.open("a")
+    until(lambda: b.status == "running")
+    assert a.status == "done" and a.summary == {"name": "a"} and jobs.position(c) == 1
+    gate.open("b"), gate.open("c")
+    until(lambda: c.status == "done")
+    assert gate.ran == ["a", "b", "c"] and a.run_path.parent == tmp_path
+    assert a.events[0]["kind"] == "step" and "t" in a.events[0]
+
+
+def test_two_slots_run_two_jobs_at_once(tmp_path, gate):
+    jobs = JobManager(RunStore(tmp_path), slots=2, runner=gate)
+    a, b, c = (jobs.submit("evaluate", SimpleNamespace(name=n, device="cpu")) for n in "abc")
+    until(lambda: sorted(gate.ran) == ["a", "b"])
+    assert c.status == "queued" and jobs.position(c) == 1
+    for n in "abc":
+        gate.open(n)
+    until(lambda: c.status == "done")
+
+
+def test_cancel_stops_a_running_job_quickly_and_a_queued_one_never_starts(tmp_path, gate):
+    jobs = JobManager(RunStore(tmp_path), slots=1, runner=gate)
+    a, b = (jobs.submit("evaluate", SimpleNamespace(name=n, device="cpu")) for n in "ab")
+    until(lambda: a.status == "running")
+    jobs.cancel(b.id)
+    assert b.status == "cancelled"
+    t = time.time()
+    jobs.cancel(a.id)
+    jobs.wait(a.id, timeout=2)
+    assert a.status == "cancelled" and time.time() - t < 2
+    assert gate.ran == ["a"]  # b was taken off the queue before it started
+
+
+def test_a_failing_job_is_marked_with_its_message_and_the_next_one_runs(tmp_path, gate):
+    jobs = JobManager(RunStore(tmp_path), slots=1, runner=gate)
+    bad = jobs.submit("evaluate", SimpleNamespace(name="bad", fail=True, device="cpu"), owner="tab1")
+    good = jobs.submit("evaluate", SimpleNamespace(name="good", device="cpu"), owner="tab2")
+    gate.open("bad"), gate.open("good")
+    until(lambda: good.status == "done")
+    assert bad.status == "failed" and bad.error == "epochs: must be at least 1, not 0"
+    assert [j.id for j in jobs.jobs("tab1")] == [bad.id] and [j.id for j in jobs.jobs()] == [good.id, bad.id]
+
+
+def test_a_device_that_is_absent_is_refused_at_submission(tmp_path, gate):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        JobManager(RunStore(tmp_path), runner=gate).submit("evaluate", SimpleNamespace(name="x", device="cuda"))
+
+
+def test_a_real_task_runs_to_done_and_leaves_its_record(tmp_path):
+    from distill_core.runs.store import load_run
+    from distill_core.tasks import make_config
+    jobs = JobManager(RunStore(tmp_path))
+    cfg = make_config("evaluate", "demo", {"device": "cpu", "n_downstream_train": 300, "n_downstream_test": 200})
+    job = jobs.wait(jobs.submit("evaluate", cfg).id, timeout=120)
+    assert job.status == "done", job.error
+    record = load_run(job.run_path)
+    assert record["status"] == "done" and record["summary"]["ca"] == job.summary["ca"] > 0.5
