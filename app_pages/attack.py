@@ -102,9 +102,13 @@ with t1:
                     spec = f"image:path={path},size={patch},pos={pos}"
                 except ValueError as e:
                     st.error(f"That image cannot be a trigger: {e}")
+if "folder:" in (shadow, downstream):
+    st.info("Enter the image folder's path to go on.")
+    st.stop()
+where = {"root": data.get("data_root", "data"), "download": data.get("download", False), "size": size}
 try:
-    test = load_dataset(downstream, "test", n=200, size=size, **data)
-    train = load_dataset(downstream, "train", size=size, **data)
+    test = load_dataset(downstream, "test", n=200, **where)
+    train = load_dataset(downstream, "train", **where)
 except (ValueError, OSError) as e:
     st.error(f"The downstream data cannot be read: {e}")
     st.stop()

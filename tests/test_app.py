@@ -4,6 +4,7 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
+from distill_core.runs.store import RunStore
 
 PAGES = {name: f"app_pages/{name}.py" for name in ("overview", "attack", "distill", "inspect", "compare")}
 
@@ -70,6 +71,8 @@ def test_a_tiny_story_runs_from_the_attack_and_distill_pages_to_results():
     assert sum(c.value.startswith("true: ") for c in at.caption) == 16  # the triggered gallery
 
     at.switch_page(PAGES["distill"]).run()
+    ours = next(r for r in RunStore().list() if r["kind"] == "attack" and not r.get("parent"))
+    at.selectbox(key="distill:encoder").set_value(ours["path"])
     for key in ("distill:epochs", "distill:teacher_epochs", "distill:warmup_epochs"):
         at.number_input(key=key).set_value(1)
     button(at.run(), "Run the distillation").click().run()
@@ -95,3 +98,15 @@ def test_the_demo_button_queues_a_job_that_a_reload_finds_and_cancel_stops():
     cancel = next(b for b in reloaded.button if b.label == "Cancel")
     cancel.click().run()
     assert wait_until_ended(reloaded, timeout=60) == "Cancelled."
+
+
+def test_the_whole_demo_from_the_overview_reaches_its_cards(monkeypatch):
+    from distill_core.presets import PRESETS
+    tiny = {"attack_epochs": 1, "n_shadow": 256, "distill_epochs": 1, "teacher_epochs": 1, "warmup_epochs": 1,
+            "n_clean": 256}
+    monkeypatch.setitem(PRESETS["demo"], "pipeline", {**PRESETS["demo"]["pipeline"], **tiny})
+    at = open_app()
+    button(at, "Run the whole demo").click().run()
+    assert wait_until_ended(at).startswith("Done")
+    assert [m.label for m in at.metric][:9] == ["CA", "ASR-B", "ASR-all", "BA", "ASR", "ASR-all", "CA", "ASR", "ASR-all"]
+    assert sum(c.value.startswith("true: ") and "purified: " in c.value for c in at.caption) == 16

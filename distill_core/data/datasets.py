@@ -72,9 +72,9 @@ def _torchvision(cls_name: str, split_arg: Callable[[str], dict], classes: Calla
         try:
             ds = cls(root=str(root), download=download, **split_arg(split))
         except RuntimeError as e:
-            hint = "pass --download to fetch it (needs internet)" if not download else "check the folder"
-            raise DataError(f"{cls_name} was not found under '{root}': {hint}, or point --data-root at the "
-                            f"folder that holds it.") from e
+            hint = "allow downloading (--download; needs internet)" if not download else "check the folder"
+            raise DataError(f"{cls_name} was not found under '{root}': {hint}, or set the data root "
+                            f"(--data-root) to the folder that holds it.") from e
         except OSError as e:  # download attempted without a network
             raise DataError(f"{cls_name} could not be downloaded to '{root}' ({e.__class__.__name__}): "
                             f"check the internet connection or copy the dataset there by hand.") from e
