@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from distill_core.data.datasets import load_dataset
+from distill_core.data.datasets import default_target, load_dataset
 from distill_core.distill import LOSSES, STUDENTS, TEACHERS
 from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
@@ -35,8 +35,10 @@ if choice == "upload":
     encoder = upload_checkpoint("Suspicious encoder checkpoint", "distill:upload")
     c1, c2 = st.columns(2)
     overrides["trigger"] = c1.text_input("Its trigger", "white", help="e.g. white, checkerboard:size=6,pos=tl")
-    classes = load_dataset("signs", "train").classes
-    overrides["target"] = c2.selectbox("Its target class", classes, index=classes.index("priority"))
+    downstream = make_config("distill", "demo").downstream
+    classes, usual = load_dataset(downstream, "train").classes, default_target(downstream)
+    overrides["target"] = c2.selectbox("Its target class", classes,
+                                       index=classes.index(usual) if usual in classes else 0)
 else:
     encoder = choice
     figure_cards(load_run(choice)["summary"], ("clean", "poisoned"))

@@ -1,4 +1,4 @@
-"""Result widgets the pages share: figure cards, the triggered-image gallery, run pickers."""
+"""Widgets the pages share: figure cards, the triggered-image gallery, data pickers, config numbers, uploads."""
 from __future__ import annotations
 
 import streamlit as st
