@@ -110,3 +110,13 @@ def test_the_whole_demo_from_the_overview_reaches_its_cards(monkeypatch):
     assert wait_until_ended(at).startswith("Done")
     assert [m.label for m in at.metric][:9] == ["CA", "ASR-B", "ASR-all", "BA", "ASR", "ASR-all", "CA", "ASR", "ASR-all"]
     assert sum(c.value.startswith("true: ") and "purified: " in c.value for c in at.caption) == 16
+
+
+def test_a_second_tab_queues_behind_the_first_and_sees_its_place():
+    first, second = open_app(), open_app()
+    button(first, "Run the whole demo").click().run()
+    button(second, "Run the whole demo").click().run()
+    assert [i.value for i in second.info][-1].startswith("Queued: yours runs next on the ")
+    for at in (second, first):
+        next(b for b in at.button if b.label == "Cancel").click().run()
+    assert wait_until_ended(second, timeout=60) == "Cancelled." and wait_until_ended(first, timeout=60) == "Cancelled."

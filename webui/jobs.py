@@ -54,8 +54,10 @@ def current(key: str) -> Job | None:
 
 def status_line(job: Job) -> str:
     if job.status == "queued":
-        ahead = manager().position(job) - 1
-        return f"Queued: {ahead} job{'s' * (ahead != 1)} ahead of yours on the {job.device.upper()}."
+        ahead, device = manager().position(job) - 1, job.device.upper()
+        if ahead == 0:
+            return f"Queued: yours runs next on the {device}."
+        return f"Queued: {ahead} job{'s' * (ahead != 1)} ahead of yours on the {device}."
     if job.status == "running":
         p = progress(job.events)
         if p is None:
