@@ -1,27 +1,143 @@
-"""Inspect: what the encoders of a story make of triggered images.
-
-Attribution maps (where each encoder looks) come with the inspection tools; until then this page shows,
-for any finished story, the triggered test images and each encoder's downstream prediction.
-"""
+"""Inspect: where the encoders of a story look on triggered images, and what they make of them."""
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from distill_core.runs.table import describe, stories
+from distill_core.data.augment import to_float
+from distill_core.device import Runtime
+from distill_core.inspect import METHODS, QUANTITIES
+from distill_core.inspect.attention import attention, downstream_task, spread
+from distill_core.inspect.embedding import PROJECTIONS, embedding_view
+from distill_core.inspect.film import load_film
+from distill_core.inspect.story import load_story
+from distill_core.models.resnet import STAGES
+from distill_core.runs.table import describe
+from distill_core.runs.uploads import checked_image
+from distill_core.ui import heat_overlay, image_grid
 from webui.jobs import manager
-from webui.widgets import figure_cards, gallery
+from webui.widgets import ROLE_NAMES
 
-st.title("Inspect: what do the encoders see?")
-st.markdown("On a triggered image a poisoned encoder answers with the attacker's target; a purified one "
-            "should answer with the object again. Attribution maps showing *where* each encoder looks "
-            "arrive with the inspection tools.")
+COLORS = {"clean": "#2ca02c", "poisoned": "#d62728", "distilled": "#1f77b4"}
 
-runs = {r["id"]: r for r in manager().store.list()}
-told = [s for s in stories(list(runs.values())) if "distilled" in s or "poisoned" in s]
-if not told:
+st.title("Inspect: where do the encoders look?")
+st.markdown("On a triggered image the poisoned encoder answers with the attacker's target and looks at the "
+            "trigger; a purified one should look at the object again. Heat maps show what drives each encoder's "
+            "answer (Captum attributions); the **trigger-attention share** is the part of that heat that falls "
+            "on the trigger.")
+
+runs = [r for r in manager().store.list() if r["kind"] in ("attack", "distill", "pipeline") and r["status"] == "done"
+        and not r.get("parent")]
+if not runs:
     st.info("No finished story yet: run the demo on the Overview page, or an attack on the Attack page.")
     st.stop()
-pick = st.selectbox("Story", [s["id"] for s in told], format_func=lambda i: f"{runs[i]['kind']}: {describe(runs[i])}",
-                    key="inspect:story")
-run = runs[pick]
-figure_cards(run["summary"], ("clean", "poisoned", "distilled"))
-st.markdown("**Triggered test images** with each encoder's downstream prediction (:red[**red**]: the attacker's target):")
-gallery(run)
+paths = {r["path"]: f"{r['kind']}: {describe(r)}" for r in runs}
+path = st.selectbox("Story", list(paths), format_func=paths.get, key="inspect:story")
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def story_of(run_path: str):
+    story = load_story(run_path)
+    return story, story.encoders(), downstream_task(story, Runtime.create("cpu", "fp32"))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def seen(run_path: str, method: str, stage: str, quantity: str, n: int, upload: bytes | None = None):
+    story, encoders, task = story_of(run_path)
+    images = story.test_images(n).images if upload is None else checked_image(upload, "upload", story.trigger.size)
+    x = story.trigger(to_float(images))
+    return x, attention(story, encoders, x, method, stage, quantity, Runtime.create("cpu", "fp32"), task=task)
+
+
+try:
+    story, encoders, task = story_of(path)
+except ValueError as e:
+    st.warning(str(e))
+    st.stop()
+
+c1, c2, c3, c4 = st.columns(4)
+method = c1.selectbox("Method", list(METHODS), format_func=lambda m: METHODS[m].title, key="inspect:method")
+stage = c2.selectbox("Stage (Grad-CAM)", STAGES, index=STAGES.index("layer4"), key="inspect:stage",
+                     disabled=method != "gradcam", help="layer4 is the last convolutional stage (4x4 maps)")
+quantity = c3.selectbox("Explained value", list(QUANTITIES), format_func=QUANTITIES.get, key="inspect:quantity")
+n = c4.select_slider("Images for the figures", [16, 32, 64, 128], value=64, key="inspect:n")
+
+with st.spinner("Attributing…"):
+    x, found = seen(path, method, stage, quantity, n)
+
+st.subheader("Trigger-attention share")
+area = (story.trigger.mask > 0).float().mean().item()
+cols = st.columns(len(found))
+for col, (role, f) in zip(cols, found.items()):
+    share, sim = spread(f["share"]), spread(f["similarity"])
+    col.metric(f"{ROLE_NAMES[role]}", f"{share['mean']:.1%}", help="Mean share of positive attribution inside the "
+               f"trigger over {len(x)} triggered test images; ± is the standard deviation")
+    col.caption(f"± {share['std']:.1%} · similarity to the target reference {sim['mean']:.2f} ± {sim['std']:.2f}")
+st.caption(f"The trigger covers {area:.1%} of the image: attention that ignores position scores about that.")
+
+st.subheader("Heat maps")
+upload = st.file_uploader("Your own image (the trigger is stamped on it)", key="inspect:upload",
+                          type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"])
+shown_x, shown = x[:6], {role: {k: v[:6] for k, v in f.items()} for role, f in found.items()}
+if upload is not None:
+    try:
+        shown_x, shown = seen(path, method, stage, quantity, 1, upload.getvalue())
+    except ValueError as e:
+        st.error(f"That file cannot be used: {e}")
+st.image(image_grid(shown_x, columns=len(shown_x), scale=4), caption="Triggered images", width="stretch")
+for col, (role, f) in zip(st.columns(len(shown)), shown.items()):
+    with col:
+        st.markdown(f"**{ROLE_NAMES[role]}**")
+        st.image(image_grid(heat_overlay(shown_x, f["maps"]), columns=3, scale=4), width="stretch")
+        answers = [task.classes[i] for i in f["predicted"].tolist()] if "predicted" in f else []
+        st.caption(" · ".join(f":red[**{a}**]" if a == story.target else a for a in answers) +
+                   f"  \nsimilarity to the target reference: {f['similarity'].mean():.2f}")
+
+st.subheader("Embeddings")
+projection = st.radio("Projection", PROJECTIONS, horizontal=True, key="inspect:projection",
+                      format_func={"pca": "PCA", "tsne": "t-SNE"}.get)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def view(run_path: str, projection: str):
+    return embedding_view(story_of(run_path)[0], n=300, method=projection)
+
+
+try:
+    with st.spinner("Projecting…"):
+        views = view(path, projection)
+except ValueError as e:
+    st.error(str(e))
+    views = {}
+for col, (role, v) in zip(st.columns(max(1, len(views))), views.items()):
+    fig = go.Figure()
+    for name, points, symbol in (("clean", v["clean"], "circle"), ("triggered", v["triggered"], "x")):
+        fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name=name, text=v["labels"],
+                                 marker={"size": 5, "symbol": symbol, "opacity": 0.7,
+                                         "color": pd.Categorical(v["labels"]).codes, "colorscale": "Turbo"}))
+    fig.add_trace(go.Scatter(x=v["references"][:, 0], y=v["references"][:, 1], mode="markers", name="reference",
+                             marker={"size": 16, "symbol": "star", "color": "black"}))
+    fig.update_layout(title=ROLE_NAMES[role], height=340, margin={"t": 40, "b": 10, "l": 10, "r": 10},
+                      legend={"orientation": "h", "y": -0.1}, xaxis={"visible": False}, yaxis={"visible": False})
+    col.plotly_chart(fig, width="stretch", key=f"inspect:embedding:{role}")
+if views:
+    hist = go.Figure([go.Histogram(x=v["similarity"], name=ROLE_NAMES[r], marker_color=COLORS[r], opacity=0.6,
+                                   xbins={"size": 0.02}) for r, v in views.items()])
+    hist.update_layout(barmode="overlay", height=260, xaxis_title="cosine similarity of triggered images to the "
+                       "target reference", margin={"t": 10}, legend={"orientation": "h", "y": -0.35})
+    st.plotly_chart(hist, width="stretch", key="inspect:histogram")
+
+film = load_film(story.weights["distilled"].parent / "film.npz") if "distilled" in story.weights else None
+st.subheader("Training film")
+if film is None:
+    st.info("Distillations record a film of the student's attention at each evaluation; this story has none.")
+else:
+    name = lambda e: "the poisoned encoder" if e < 0 else f"the student at epoch {e}"
+    epoch = st.select_slider("Distillation epoch", film["epochs"], value=film["epochs"][-1], key="inspect:film",
+                             format_func=lambda e: "poisoned" if e < 0 else str(e),
+                             help="The first frame is the suspicious encoder the distillation started from")
+    frame = film["epochs"].index(epoch)
+    images = to_float(film["images"])
+    st.image(image_grid(heat_overlay(images, film["maps"][frame].float()), columns=len(images), scale=4),
+             width="stretch", caption=f"Grad-CAM ({film['stage']}) of the prediction of {name(epoch)}")
+    st.caption(f"{name(epoch)[0].upper()}{name(epoch)[1:]} answers: " + " · ".join(
+        f":red[**{a}**]" if a == story.target else a for a in film["predicted"][frame]))

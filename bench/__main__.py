@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from . import distill, precision, simclr
+from . import attribution, distill, precision, simclr
 from .timing import table
 
-BENCHES = {"simclr": simclr, "distill": distill, "precision": precision}
+BENCHES = {"simclr": simclr, "distill": distill, "precision": precision, "inspect": attribution}
 
 
 def main() -> None:

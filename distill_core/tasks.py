@@ -16,6 +16,7 @@ from .attacks import ATTACKS, AttackConfig, attack
 from .config import with_overrides
 from .distill import DistillConfig, run_distill
 from .evaluate.task import EvaluateConfig, evaluate
+from .inspect.task import InspectConfig, inspect_run
 from .pipeline import PipelineConfig, pipeline
 from .presets import preset_overrides
 from .runs.events import CancelToken, Cancelled, OnEvent
@@ -48,6 +49,8 @@ TASKS: dict[str, Task] = {
     "pipeline": Task(PipelineConfig, pipeline, "The whole story: (pre-train,) attack, distill; clean, poisoned "
                      "and distilled figures side by side."),
     "evaluate": Task(EvaluateConfig, evaluate, "Score a saved encoder downstream: CA, ASR, ASR-all (and ASR-B)."),
+    "inspect": Task(InspectConfig, inspect_run, "Where do a story's encoders look on triggered images? Attribution "
+                    "maps and the trigger-attention share."),
 }
 
 

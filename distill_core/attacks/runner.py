@@ -13,6 +13,7 @@ import copy
 import time
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
 from ..config import check, validate_common
@@ -158,6 +159,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     trigger.save_npz(run.file("trigger.npz"))
     task.save_gallery(run.file("gallery.npz"))
     save_png(run.file("references.png"), ref_images)
+    np.savez_compressed(run.file("references.npz"), images=ref_images.numpy())  # for inspection: f(reference)
     seconds["total"] = time.perf_counter() - t0
     return {"attack": attack.name, "target": task.classes[task.target], "trigger": cfg.trigger,
             "downstream": cfg.downstream, "clean": figures(clean_score), "poisoned": figures(poisoned_score),

@@ -18,10 +18,12 @@ import torch
 from torch import nn
 
 from ..config import check
+from ..data.augment import to_float
 from ..data.datasets import default_target, load_dataset
 from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..evaluate.downstream import Downstream, figures
+from ..inspect.film import FILM_IMAGES, Film
 from ..models.checkpoint import load_encoder, save_encoder, sidecar_path
 from ..models.resnet import STAGES
 from ..runs.events import CancelToken
@@ -156,8 +158,23 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
         return save_encoder(run.file(name), student, head, prov)
 
     curves, best = [], {"epoch": 0, "ca": -1.0}
+    film = None
+    if quick and (story.weights.parent / "trigger.npz").is_file():  # an attack run: film its triggered images
+        shown = quick.test.images[quick.gallery_index()[:FILM_IMAGES]]
+        film = Film(trigger(to_float(shown).to(rt.device)), quick.classes)
+
+    def evaluate(epoch: int) -> dict:
+        probe = quick.fit(student)
+        figs = figures(quick.score(student, probe))
+        if film is not None:
+            film.record(epoch, student, probe)
+            film.save(run.file("film.npz"))
+        return figs
+
+    if film is not None:  # the first frame: the suspicious encoder, before any defence (epoch -1)
+        film.record(-1, suspicious, quick.fit(suspicious))
     if quick:
-        curves.append({"epoch": 0, **quick.estimate(student)})
+        curves.append({"epoch": 0, **evaluate(0)})
         run({"kind": "epoch", "phase": "distill", "epochs": cfg.epochs, **curves[-1]})  # the starting point
     steps_per_epoch = len(clean) // cfg.batch_size
     total, step, epoch = steps_per_epoch * cfg.epochs, 0, 0
@@ -175,7 +192,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
                          **{k: float(v) for k, v in terms.items()}})
             event = {"kind": "epoch", "phase": "distill", "epoch": epoch, "epochs": cfg.epochs, **meter.means()}
             if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                event.update(quick.estimate(student))
+                event.update(evaluate(epoch))
                 curves.append({"epoch": epoch, **figures(event)})
                 if event["ca"] > best["ca"]:
                     best = {"epoch": epoch, "ca": event["ca"]}

@@ -3,9 +3,14 @@ checked before any task sees them: a checkpoint must load as an encoder, an imag
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
 
+import torch
+from PIL import Image
+
+from ..data.datasets import pil_to_uint8
 from ..data.triggers import make_trigger
 from ..models.checkpoint import load_encoder
 
@@ -42,3 +47,13 @@ def checked_trigger_image(data: bytes, name: str, root: Path) -> Path:
     path = keep_upload(data, name, root)
     make_trigger(str(path), 32)
     return path
+
+
+def checked_image(data: bytes, name: str, size: int) -> torch.Tensor:
+    """An uploaded picture of any size, mode or format as uint8 [1, 3, size, size] (ValueError if it is not one)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return pil_to_uint8(img, size).unsqueeze(0)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"'{name}' could not be read as an image ({e.__class__.__name__}).") from None

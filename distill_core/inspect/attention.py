@@ -1,0 +1,55 @@
+"""Attention of a story's encoders on triggered images: maps, the trigger-attention share, the similarity to
+the target reference and the downstream prediction; what the `inspect` task reports and the Inspect page shows."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+import torch
+
+from ..config import DownstreamConfig
+from ..data.augment import to_float
+from ..device import Runtime
+from ..evaluate.downstream import Downstream
+from .attribution import ProbeLogits, SimilarityToReference, attribute
+from .figures import trigger_share
+from .story import Story
+
+
+def downstream_task(story: Story, rt: Runtime) -> Downstream:
+    """The attack's downstream task (same data, sizes and seed), for probes of the story's encoders."""
+    names = {f.name for f in fields(DownstreamConfig)}
+    cfg = DownstreamConfig(**{k: v for k, v in story.downstream.items() if k in names})
+    return Downstream(cfg, rt, story.trigger, story.target)
+
+
+def spread(values: torch.Tensor) -> dict:
+    return {"mean": values.mean().item(), "std": values.std().item() if len(values) > 1 else 0.0}
+
+
+def attention(story: Story, encoders: dict, x: torch.Tensor, method: str, stage: str, quantity: str,
+              rt: Runtime, batch_size: int = 32, task: Downstream | None = None) -> dict[str, dict]:
+    """Per encoder, for triggered float images x: attribution maps [N, H, W] of `quantity`, trigger shares [N],
+    cosine similarities [N] to the mean target-reference embedding and, when a probe is fitted (any quantity
+    but similarity, or a `task` given), the predicted classes [N]."""
+    x, mask, out = x.to(rt.device), story.trigger.mask.to(rt.device), {}
+    refs = to_float(story.references).to(rt.device)
+    task = task or (downstream_task(story, rt) if quantity != "similarity" else None)
+    for role, encoder in encoders.items():
+        encoder = encoder.to(rt.device)
+        similarity_model = SimilarityToReference(encoder, refs)
+        found = {}
+        if task is not None:
+            probe_model = ProbeLogits(encoder, task.fit(encoder))
+            with torch.no_grad():
+                found["predicted"] = probe_model(x).argmax(1)
+        if quantity == "similarity":
+            model, target = similarity_model, 0
+        else:
+            model, target = probe_model, task.target if quantity == "target" else found["predicted"]
+        targets = target.split(batch_size) if torch.is_tensor(target) else [target] * len(x.split(batch_size))
+        maps = torch.cat([attribute(method, model, chunk, t, stage) for chunk, t in zip(x.split(batch_size), targets)])
+        with torch.no_grad():
+            found["similarity"] = similarity_model(x).flatten()
+        found.update(maps=maps, share=trigger_share(maps, mask))
+        out[role] = {k: v.cpu() for k, v in found.items()}
+    return out

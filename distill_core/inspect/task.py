@@ -1,0 +1,77 @@
+"""The `inspect` task: attribution maps and the trigger-attention share for a story's encoders.
+
+For N triggered test images (the target class left out) and each encoder of the story (clean, poisoned,
+purified), it writes `attention.png` (rows: encoders; top: the triggered images) and reports, per encoder,
+the mean and spread of the trigger-attention share and of the cosine similarity of triggered embeddings to
+the target reference.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..config import RuntimeConfig, check, opt
+from ..data.augment import to_float
+from ..device import Runtime
+from ..models.resnet import STAGES
+from ..runs.events import CancelToken
+from ..runs.store import Run
+from ..ui import heat_overlay, save_png
+from .attention import attention, spread
+from .attribution import METHODS, QUANTITIES
+from .story import ROLES, load_story
+
+
+@dataclass
+class InspectConfig(RuntimeConfig):
+    run: str = opt("", "the story to inspect: an attack, distill or pipeline run directory")
+    method: str = opt("gradcam", "attribution method: gradcam, ig, saliency, occlusion or smoothgrad")
+    stage: str = opt("layer4", "stage Grad-CAM explains: layer1 (32 px maps) .. layer4 (4 px maps, the last "
+                               "convolutional stage, as Grad-CAM's authors use)")
+    quantity: str = opt("predicted", "what is explained: predicted (the downstream probe's logit for its predicted "
+                                     "class), target (its logit for the target class) or similarity (cosine to the "
+                                     "target reference embedding)")
+    n_images: int = opt(64, "triggered test images (the target class left out)")
+    batch_size: int = opt(32, "images per attribution call")
+    show: int = opt(8, "images drawn in attention.png")
+
+
+def validate(cfg: InspectConfig) -> None:
+    check(bool(cfg.run), "run", "name the run to inspect (--run DIR)")
+    check(cfg.method in METHODS, "method", f"unknown '{cfg.method}'; choose {', '.join(METHODS)}")
+    check(cfg.stage in STAGES, "stage", f"unknown '{cfg.stage}'; choose {', '.join(STAGES)}")
+    check(cfg.quantity in QUANTITIES, "quantity", f"unknown '{cfg.quantity}'; choose {', '.join(QUANTITIES)}")
+    check(cfg.n_images >= 1, "n_images", f"must be at least 1, not {cfg.n_images}")
+    check(cfg.batch_size >= 1, "batch_size", f"must be at least 1, not {cfg.batch_size}")
+
+
+def inspect_run(cfg: InspectConfig, run: Run, cancel: CancelToken) -> dict:
+    validate(cfg)
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    rt = Runtime.create(cfg.device, "fp32")  # gradients of the explained value, at full precision
+    story = load_story(cfg.run)
+    images = story.test_images(cfg.n_images)
+    x = story.trigger(to_float(images.images))
+    run({"kind": "log", "message": f"{cfg.method} on {cfg.stage if cfg.method == 'gradcam' else 'pixels'} of "
+                                   f"{len(x)} triggered {story.downstream['downstream']} images; "
+                                   f"roles {', '.join(story.weights)}"})
+    cancel.check()
+    seen = attention(story, story.encoders(), x, cfg.method, cfg.stage, cfg.quantity, rt, cfg.batch_size)
+    share = {role: spread(a["share"]) for role, a in seen.items()}
+    similarity = {role: spread(a["similarity"]) for role, a in seen.items()}
+    for role in seen:
+        run({"kind": "log", "message": f"{role}: trigger share {share[role]['mean']:.1%}, similarity to the target "
+                                       f"reference {similarity[role]['mean']:.3f}"})
+    rows = [x[:cfg.show].cpu()] + [heat_overlay(x[:cfg.show].cpu(), a["maps"][:cfg.show]) for a in seen.values()]
+    save_png(run.file("attention.png"), torch.cat(rows), columns=len(rows[0]))
+    area = (story.trigger.mask > 0).float().mean().item()
+    ratios = {f"{role}/clean": share[role]["mean"] / max(share["clean"]["mean"], 1e-12)
+              for role in ROLES[1:] if role in share}
+    return {"task": "inspect", "run": str(cfg.run), "method": cfg.method, "stage": cfg.stage,
+            "quantity": cfg.quantity, "n_images": len(x), "target": story.target, "mask_area": area,
+            "trigger_share": share, "share_ratio": ratios, "target_similarity": similarity,
+            "roles": list(seen), "image": str(run.file("attention.png")),
+            "seconds": {"total": time.perf_counter() - t0}}

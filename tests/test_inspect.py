@@ -1,0 +1,133 @@
+"""Inspection: attribution maps, the trigger-attention share, embedding views, the training film, the CLI."""
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ROOT
+from distill_core.data.augment import to_float
+from distill_core.inspect import METHODS, attribute, trigger_share
+from distill_core.inspect.attribution import SimilarityToReference
+from distill_core.inspect.embedding import project
+from distill_core.inspect.film import load_film
+from distill_core.inspect.story import load_story
+from distill_core.models.checkpoint import load_encoder
+from distill_core.presets import DEMO_ENCODER
+from distill_core.runs.uploads import checked_image
+from distill_core.tasks import make_config, run_task
+
+SHORT_ATTACK = {"epochs": 3, "n_shadow": 512, "batch_size": 64, "ref_augs": 16, "eval_every": 0,
+                "n_downstream_train": 1000, "n_downstream_test": 500, "device": "cpu"}
+TINY_DISTILL = {"epochs": 2, "teacher_epochs": 1, "warmup_epochs": 1, "n_clean": 256, "eval_every": 1,
+                "n_downstream_train": 1000, "n_downstream_test": 500, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def story_dir(tmp_path_factory):
+    """A short BadEncoder attack on the shipped encoder, then a two-epoch distillation that films."""
+    root = tmp_path_factory.mktemp("story")
+    attack, _ = run_task("attack", make_config("attack", "demo", SHORT_ATTACK), out=root / "attack")
+    distill, _ = run_task("distill", make_config("distill", "demo", {**TINY_DISTILL, "encoder": str(attack)}),
+                          out=root / "distill")
+    return distill
+
+
+def test_trigger_share_against_hand_computed_values():
+    mask = torch.zeros(4, 4)
+    mask[2:, 2:] = 1  # a quarter of the image
+    maps = torch.zeros(3, 4, 4)
+    maps[0, 3, 3], maps[0, 0, 0] = 3.0, 1.0      # 3 of 4 units inside
+    maps[1] = 1.0                                 # uniform: the area fraction
+    maps[1, 0, 0] = -5.0                          # negative attribution is not attention: ignored
+    assert torch.allclose(trigger_share(maps, mask), torch.tensor([0.75, 4 / 15, 0.25]))  # all-zero: area
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_gives_one_non_negative_deterministic_map_per_image(method):
+    encoder = load_encoder(DEMO_ENCODER)[0].eval()
+    model = SimilarityToReference(encoder, torch.rand(2, 3, 32, 32))
+    x = torch.rand(3, 3, 32, 32)
+    maps = attribute(method, model, x, 0, "layer3", steps=8, samples=4)
+    assert maps.shape == (3, 32, 32) and (maps >= 0).all() and maps.flatten(1).sum(1).gt(0).all()
+    assert torch.equal(maps, attribute(method, model, x, 0, "layer3", steps=8, samples=4))
+    with pytest.raises(ValueError, match="stage"):
+        attribute(method, model, x, 0, "layer9")
+
+
+def test_grad_cam_finds_the_features_the_output_uses():
+    class Stage(torch.nn.Module):  # channel 0 sees red, channel 1 green; the output reads channel 0 only
+        def __init__(self):
+            super().__init__()
+            self.layer4 = torch.nn.Conv2d(3, 2, 1, bias=False)
+            with torch.no_grad():
+                self.layer4.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).view(2, 3, 1, 1))
+
+    class Explained(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = Stage()
+
+        def forward(self, x):
+            return self.encoder.layer4(x)[:, :1].mean((2, 3))
+
+    x = torch.zeros(2, 3, 32, 32)
+    x[:, 1] = 1.0
+    x[:, 1, 24:, 24:], x[:, 0, 24:, 24:] = 0.0, 1.0  # a red corner on green
+    mask = torch.zeros(32, 32)
+    mask[24:, 24:] = 1
+    maps = attribute("gradcam", Explained(), x, 0, "layer4")
+    assert torch.allclose(trigger_share(maps, mask), torch.ones(2))
+
+
+def test_pca_recovers_the_leading_axes():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 2, generator=g) * torch.tensor([10.0, 3.0])
+    data = torch.cat((x, 0.01 * torch.randn(200, 6, generator=g)), 1) + 50  # offset: PCA must centre
+    xy = project(data)
+    assert xy.shape == (200, 2)
+    corr = torch.corrcoef(torch.cat((xy.T, x.T)))[:2, 2:].abs()
+    assert corr[0, 0] > 0.9 and corr[1, 1] > 0.5
+
+
+def test_uploaded_pictures_of_any_kind_become_encoder_inputs():
+    def png(img):
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+    for img in (Image.new("RGBA", (500, 300), (255, 0, 0, 128)), Image.new("L", (3, 3), 200),
+                Image.new("P", (40, 40)), Image.fromarray(np.full((20, 20), 40000, dtype=np.uint16))):
+        out = checked_image(png(img), "x.png", 32)
+        assert out.shape == (1, 3, 32, 32) and out.dtype == torch.uint8
+    with pytest.raises(ValueError, match="could not be read as an image"):
+        checked_image(b"%PDF-1.4 not a picture", "paper.pdf", 32)
+
+
+def test_story_of_a_distillation_and_its_training_film(story_dir):
+    story = load_story(story_dir)
+    assert list(story.weights) == ["clean", "poisoned", "distilled"] and story.target == "priority"
+    assert story.references.dtype == torch.uint8 and len(story.test_images(10)) == 10
+    film = load_film(story_dir / "film.npz")
+    assert film["epochs"] == [-1, 0, 1, 2] and film["maps"].shape == (4, 6, 32, 32)  # -1: the poisoned encoder
+    assert len(film["predicted"]) == 4 and all(len(row) == 6 for row in film["predicted"])
+    assert film["predicted"][0].count("priority") >= 3  # the poisoned encoder obeys the trigger
+    with pytest.raises(ValueError, match="no backdoor story"):
+        load_story(run_task("evaluate", make_config("evaluate", "demo", {"n_downstream_train": 200,
+                                                                          "n_downstream_test": 100}))[0])
+
+
+def test_inspect_cli_writes_figures_where_the_poisoned_encoder_looks_at_the_trigger(story_dir, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "distill_core", "inspect", "--run", str(story_dir), "--n-images", "48",
+                          "--out", str(tmp_path / "inspect"), "--device", "cpu", "--quiet"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout.strip().splitlines()[-1])
+    share = s["trigger_share"]
+    assert s["method"] == "gradcam" and s["stage"] == "layer4" and set(share) == {"clean", "poisoned", "distilled"}
+    assert share["poisoned"]["mean"] > 2 * share["clean"]["mean"], share
+    assert s["target_similarity"]["poisoned"]["mean"] > s["target_similarity"]["clean"]["mean"] + 0.1
+    assert Image.open(s["image"]).size[1] > 4 * 32  # a row of images and one row per encoder
