@@ -111,16 +111,16 @@ except ValueError as e:
 for col, (role, v) in zip(st.columns(max(1, len(views))), views.items()):
     fig = go.Figure()
     for name, points, symbol in (("clean", v["clean"], "circle"), ("triggered", v["triggered"], "x")):
-        fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name=name, text=v["labels"],
+        fig.add_trace(go.Scatter(x=points[:, 0].numpy(), y=points[:, 1].numpy(), mode="markers", name=name, text=v["labels"],
                                  marker={"size": 5, "symbol": symbol, "opacity": 0.7,
                                          "color": pd.Categorical(v["labels"]).codes, "colorscale": "Turbo"}))
-    fig.add_trace(go.Scatter(x=v["references"][:, 0], y=v["references"][:, 1], mode="markers", name="reference",
+    fig.add_trace(go.Scatter(x=v["references"][:, 0].numpy(), y=v["references"][:, 1].numpy(), mode="markers", name="reference",
                              marker={"size": 16, "symbol": "star", "color": "black"}))
     fig.update_layout(title=ROLE_NAMES[role], height=340, margin={"t": 40, "b": 10, "l": 10, "r": 10},
                       legend={"orientation": "h", "y": -0.1}, xaxis={"visible": False}, yaxis={"visible": False})
     col.plotly_chart(fig, width="stretch", key=f"inspect:embedding:{role}")
 if views:
-    hist = go.Figure([go.Histogram(x=v["similarity"], name=ROLE_NAMES[r], marker_color=COLORS[r], opacity=0.6,
+    hist = go.Figure([go.Histogram(x=v["similarity"].numpy(), name=ROLE_NAMES[r], marker_color=COLORS[r], opacity=0.6,
                                    xbins={"size": 0.02}) for r, v in views.items()])
     hist.update_layout(barmode="overlay", height=260, xaxis_title="cosine similarity of triggered images to the "
                        "target reference", margin={"t": 10}, legend={"orientation": "h", "y": -0.35})

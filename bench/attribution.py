@@ -15,7 +15,7 @@ from distill_core.presets import DEMO_ENCODER
 from .timing import interleaved
 
 COLUMNS = ["case", "images", "seconds", "ceiling_s", "ratio_to_ceiling", "target_s"]
-CASES = [("Grad-CAM layer3", "gradcam", 16, {}, 1.0), ("Integrated Gradients, 32 steps", "ig", 8, {"steps": 32}, 5.0)]
+CASES = [("Grad-CAM layer4", "gradcam", 16, {}, 1.0), ("Integrated Gradients, 32 steps", "ig", 8, {"steps": 32}, 5.0)]
 
 
 def run(device: str = "auto", repeats: int = 5) -> list[dict]:
@@ -30,7 +30,7 @@ def run(device: str = "auto", repeats: int = 5) -> list[dict]:
             xi = x.clone().requires_grad_(True)
             model(xi).sum().backward()
 
-        times = interleaved({"ours": lambda: attribute(method, model, x, 0, "layer3", **options),
+        times = interleaved({"ours": lambda: attribute(method, model, x, 0, "layer4", **options),
                              "ceiling": ceiling}, repeats=repeats)
         rows.append({"bench": "inspect", "case": label, "images": n, "seconds": times["ours"],
                      "ceiling_s": times["ceiling"], "ratio_to_ceiling": times["ours"] / times["ceiling"],

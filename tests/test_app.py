@@ -56,7 +56,7 @@ def test_every_page_renders_with_its_widgets():
     assert [n.label for n in at.number_input][:4] == ["layer1", "layer2", "layer3", "layer4"]
     assert button(at, "Run the distillation")
 
-    assert open_app("inspect").title[0].value == "Inspect: what do the encoders see?"
+    assert open_app("inspect").title[0].value == "Inspect: where do the encoders look?"
     assert open_app("compare").title[0].value == "Compare runs"
 
 
@@ -86,7 +86,17 @@ def test_a_tiny_story_runs_from_the_attack_and_distill_pages_to_results():
     table = at.dataframe[0].value
     assert {"attack", "distill"} <= set(table["kind"]) and table["CA %"].notna().any()
     at.switch_page(PAGES["inspect"]).run()
-    assert not at.exception and sum(c.value.startswith("true: ") for c in at.caption) == 16
+    distilled = next(r for r in RunStore().list() if r["kind"] == "distill" and not r.get("parent"))
+    at.selectbox(key="inspect:story").set_value(distilled["path"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [s.value for s in at.subheader] == ["Trigger-attention share", "Heat maps", "Embeddings", "Training film"]
+    assert [m.label for m in at.metric] == ["Clean encoder", "Poisoned encoder", "Purified encoder"]
+    assert all(0 <= float(m.value.rstrip("%")) <= 100 for m in at.metric)
+    assert len(at.get("image")) == 5  # the triggered images, three heat-map grids and the film frame
+    film = at.select_slider(key="inspect:film")
+    assert film.value == 1  # the last evaluation (demo preset: every 10 epochs and the last)
+    film.set_value(-1).run()
+    assert any(c.value.startswith("The poisoned encoder answers") for c in at.caption)
 
 
 def test_the_demo_button_queues_a_job_that_a_reload_finds_and_cancel_stops():

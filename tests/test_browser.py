@@ -104,7 +104,7 @@ def card_values(page) -> list[str]:
 
 def test_every_page_and_a_tiny_story_in_a_real_browser(server, page, shots):
     for path, title in [("", "Backdoor Distillation Lab"), ("attack", "Attack: plant a backdoor"),
-                        ("distill", "Distill: wash the backdoor out"), ("inspect", "Inspect: what do the encoders see?"),
+                        ("distill", "Distill: wash the backdoor out"), ("inspect", "Inspect: where do the encoders look?"),
                         ("compare", "Compare runs")]:
         visit(page, f"{server}/{path}", title)
         no_errors(page)
@@ -129,10 +129,18 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, page, shots):
     assert page.get_by_role("button", name="Purified encoder (.safetensors + sidecar)").count() == 1
     page.screenshot(path=shots / "distill-done.png")
 
-    visit(page, f"{server}/inspect", "Inspect: what do the encoders see?")
+    visit(page, f"{server}/inspect", "Inspect: where do the encoders look?")
+    page.get_by_role("heading", name="Training film").wait_for(timeout=120_000)
+    settle(page)
     no_errors(page)
-    assert page.get_by_text("true:").count() >= 16
+    assert page.locator('[data-testid="stMetricValue"]').count() == 3
+    assert page.locator('[data-testid="stImage"] img').count() >= 5  # triggered images, 3 heat maps, the film
     page.screenshot(path=shots / "inspect-story.png")
+    page.get_by_role("slider").last.focus()
+    page.keyboard.press("Home")  # the film's first frame: the poisoned encoder
+    page.get_by_text("The poisoned encoder answers").wait_for(timeout=60_000)
+    no_errors(page)
+    page.screenshot(path=shots / "inspect-film-start.png")
 
     visit(page, f"{server}/compare", "Compare runs")
     no_errors(page)
