@@ -41,9 +41,9 @@ def story_of(run_path: str):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def seen(run_path: str, method: str, stage: str, quantity: str, n: int, upload: bytes | None = None):
+def seen(run_path: str, method: str, stage: str, quantity: str, n: int, upload: bytes | None = None, name: str = ""):
     story, encoders, task = story_of(run_path)
-    images = story.test_images(n).images if upload is None else checked_image(upload, "upload", story.trigger.size)
+    images = story.test_images(n).images if upload is None else checked_image(upload, name, story.trigger.size)
     x = story.trigger(to_float(images))
     return x, attention(story, encoders, x, method, stage, quantity, Runtime.create("cpu", "fp32"), task=task)
 
@@ -77,10 +77,13 @@ st.caption(f"The trigger covers {area:.1%} of the image: attention that ignores 
 st.subheader("Heat maps")
 upload = st.file_uploader("Your own image (the trigger is stamped on it)", key="inspect:upload",
                           type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"])
-shown_x, shown = x[:6], {role: {k: v[:6] for k, v in f.items()} for role, f in found.items()}
+picked = st.multiselect("Test images", list(range(min(16, len(x)))), default=list(range(6)), key="inspect:picked",
+                        format_func=lambda i: f"#{i}", help="Triggered test images, the target class left out")
+picked = picked or [0]
+shown_x, shown = x[picked], {role: {k: v[picked] for k, v in f.items()} for role, f in found.items()}
 if upload is not None:
     try:
-        shown_x, shown = seen(path, method, stage, quantity, 1, upload.getvalue())
+        shown_x, shown = seen(path, method, stage, quantity, 1, upload.getvalue(), upload.name)
     except ValueError as e:
         st.error(f"That file cannot be used: {e}")
 st.image(image_grid(shown_x, columns=len(shown_x), scale=4), caption="Triggered images", width="stretch")

@@ -105,6 +105,11 @@ def test_uploaded_pictures_of_any_kind_become_encoder_inputs():
         assert out.shape == (1, 3, 32, 32) and out.dtype == torch.uint8
     with pytest.raises(ValueError, match="could not be read as an image"):
         checked_image(b"%PDF-1.4 not a picture", "paper.pdf", 32)
+    with pytest.raises(ValueError, match="could not be read as an image"):
+        noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+        checked_image(png(noise)[:2000], "cut.png", 32)  # truncated
+    with pytest.raises(ValueError, match="megapixels"):
+        checked_image(png(Image.new("1", (8000, 6000))), "huge.png", 32)  # 48 Mpx, 1 bit: a small file
 
 
 def test_story_of_a_distillation_and_its_training_film(story_dir):

@@ -16,6 +16,7 @@ from ..models.checkpoint import load_encoder
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+MAX_IMAGE_PIXELS = 40_000_000  # an upload is shrunk to the encoder's 32 px anyway; bigger is refused undecoded
 
 
 def keep_upload(data: bytes, name: str, root: Path) -> Path:
@@ -53,7 +54,10 @@ def checked_image(data: bytes, name: str, size: int) -> torch.Tensor:
     """An uploaded picture of any size, mode or format as uint8 [1, 3, size, size] (ValueError if it is not one)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"'{name}' is {img.width}x{img.height} pixels; the lab takes pictures of up to "
+                                 f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels.")
             img.load()
             return pil_to_uint8(img, size).unsqueeze(0)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
+    except (OSError, Image.DecompressionBombError) as e:
         raise ValueError(f"'{name}' could not be read as an image ({e.__class__.__name__}).") from None
