@@ -213,8 +213,8 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
                "suspicious_encoder": str(story.weights)}
     if story.attack:
         summary["attack"] = story.attack.get("attack")
-    if story.attack and same_task and "clean" in story.attack:
-        summary["clean"] = story.attack["clean"]  # the attack scored the clean encoder on this task
+        if same_task and "clean" in story.attack:
+            summary["clean"] = story.attack["clean"]  # the attack scored the clean encoder on this task
     summary.update({"poisoned": figures(poisoned_score), "teacher_scores": teacher_score and figures(teacher_score),
                     "distilled": figures(distilled),
                     "per_class": {"poisoned": poisoned_score["per_class"], "distilled": distilled["per_class"]},
