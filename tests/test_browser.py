@@ -103,10 +103,13 @@ def card_values(page) -> list[str]:
 
 
 def test_every_page_and_a_tiny_story_in_a_real_browser(server, page, shots):
-    for path, title in [("", "Backdoor Distillation Lab"), ("attack", "Attack: plant a backdoor"),
-                        ("distill", "Distill: wash the backdoor out"), ("inspect", "Inspect: where do the encoders look?"),
-                        ("compare", "Compare runs")]:
+    for path, title, last in [("", "Backdoor Distillation Lab", "Pre-training time"),
+                              ("attack", "Attack: plant a backdoor", "Run the attack"),
+                              ("distill", "Distill: wash the backdoor out", "Run the distillation"),
+                              ("inspect", "Inspect: where do the encoders look?", "No finished story yet"),
+                              ("compare", "Compare runs", "No runs yet")]:
         visit(page, f"{server}/{path}", title)
+        page.get_by_text(last).first.wait_for(timeout=60_000)  # the page's last element: it rendered whole
         no_errors(page)
         assert page.locator('[data-testid="stSidebarNav"]').get_by_text("Distill").count() == 1
         page.screenshot(path=shots / f"{path or 'overview'}-empty.png")
