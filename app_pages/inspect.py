@@ -36,20 +36,24 @@ path = st.selectbox("Story", list(paths), format_func=paths.get, key="inspect:st
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def story_of(run_path: str):
+    """The story, its encoders, its downstream task and each encoder's probe: fitted once per story."""
     story = load_story(run_path)
-    return story, story.encoders(), downstream_task(story, Runtime.create("cpu", "fp32"))
+    encoders = story.encoders()
+    task = downstream_task(story, Runtime.create("cpu", "fp32"))
+    return story, encoders, task, {role: task.fit(encoder) for role, encoder in encoders.items()}
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def seen(run_path: str, method: str, stage: str, quantity: str, n: int, upload: bytes | None = None, name: str = ""):
-    story, encoders, task = story_of(run_path)
+    story, encoders, task, probes = story_of(run_path)
     images = story.test_images(n).images if upload is None else checked_image(upload, name, story.trigger.size)
     x = story.trigger(to_float(images))
-    return x, attention(story, encoders, x, method, stage, quantity, Runtime.create("cpu", "fp32"), task=task)
+    return x, attention(story, encoders, x, method, stage, quantity, Runtime.create("cpu", "fp32"), task=task,
+                        probes=probes)
 
 
 try:
-    story, encoders, task = story_of(path)
+    story, _, task, _ = story_of(path)
 except ValueError as e:
     st.warning(str(e))
     st.stop()

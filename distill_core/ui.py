@@ -21,14 +21,19 @@ def save_png(path, images: torch.Tensor, columns: int = 8, scale: int = 4) -> No
     Image.fromarray(image_grid(images, columns=min(columns, len(images)), scale=scale)).save(path)
 
 
+def unit_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Non-negative maps [N, H, W], each divided by its maximum."""
+    return maps / maps.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
+
+
 def heat(maps: torch.Tensor) -> torch.Tensor:
     """Non-negative maps [N, H, W] -> 'hot' colour images [N, 3, H, W] in [0, 1], each scaled to its maximum."""
-    v = maps / maps.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
+    v = unit_maps(maps)
     return torch.stack(((3 * v).clamp(0, 1), (3 * v - 1).clamp(0, 1), (3 * v - 2).clamp(0, 1)), 1)
 
 
 def heat_overlay(images: torch.Tensor, maps: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
     """Images [N, 3, H, W] in [0, 1] (dimmed to grey) under their attribution heat maps [N, H, W]."""
     grey = images.float().mean(1, keepdim=True).expand(-1, 3, -1, -1) * 0.5
-    weight = alpha * (maps / maps.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)).unsqueeze(1)
+    weight = alpha * unit_maps(maps).unsqueeze(1)
     return grey * (1 - weight) + heat(maps) * weight

@@ -27,10 +27,11 @@ def spread(values: torch.Tensor) -> dict:
 
 
 def attention(story: Story, encoders: dict, x: torch.Tensor, method: str, stage: str, quantity: str,
-              rt: Runtime, batch_size: int = 32, task: Downstream | None = None) -> dict[str, dict]:
+              rt: Runtime, batch_size: int = 32, task: Downstream | None = None,
+              probes: dict | None = None) -> dict[str, dict]:
     """Per encoder, for triggered float images x: attribution maps [N, H, W] of `quantity`, trigger shares [N],
-    cosine similarities [N] to the mean target-reference embedding and, when a probe is fitted (any quantity
-    but similarity, or a `task` given), the predicted classes [N]."""
+    cosine similarities [N] to the mean target-reference embedding and, when there are probes (fitted here for
+    any quantity but similarity, or given with their `task`), the predicted classes [N]."""
     x, mask, out = x.to(rt.device), story.trigger.mask.to(rt.device), {}
     refs = to_float(story.references).to(rt.device)
     task = task or (downstream_task(story, rt) if quantity != "similarity" else None)
@@ -39,7 +40,7 @@ def attention(story: Story, encoders: dict, x: torch.Tensor, method: str, stage:
         similarity_model = SimilarityToReference(encoder, refs)
         found = {}
         if task is not None:
-            probe_model = ProbeLogits(encoder, task.fit(encoder))
+            probe_model = ProbeLogits(encoder, probes[role] if probes else task.fit(encoder))
             with torch.no_grad():
                 found["predicted"] = probe_model(x).argmax(1)
         if quantity == "similarity":
