@@ -12,7 +12,7 @@ from distill_core.distill import LOSSES, STUDENTS, TEACHERS
 from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
 from distill_core.runs.store import load_run
-from distill_core.runs.table import attack_runs, describe
+from distill_core.runs.table import ROLES, attack_runs, describe
 from distill_core.tasks import make_config
 from webui.jobs import current, live, manager, start
 from webui.widgets import figure_cards, gallery, number, upload_checkpoint
@@ -89,7 +89,7 @@ if job is not None:
         run = load_run(job.run_path)
         summary = run["summary"]
         st.subheader("Results")
-        figure_cards(summary, ("clean", "poisoned", "distilled"))
+        figure_cards(summary, ROLES)
         st.markdown("**Triggered test images** with each encoder's downstream prediction (:red[**red**]: the attacker's target):")
         gallery(run)
         weights = Path(summary["encoder"])
@@ -102,6 +102,6 @@ if job is not None:
                            "application/zip")
         d2.download_button("Results (JSON)", json.dumps(summary, indent=2), f"{run['id']}-summary.json",
                            "application/json")
-        figures = pd.DataFrame([{"encoder": role, **summary[role]} for role in ("clean", "poisoned", "distilled")
+        figures = pd.DataFrame([{"encoder": role, **summary[role]} for role in ROLES
                                 if isinstance(summary.get(role), dict)])
         d3.download_button("Figures (CSV)", figures.to_csv(index=False), f"{run['id']}-figures.csv", "text/csv")

@@ -106,7 +106,8 @@ projection = st.radio("Projection", PROJECTIONS, horizontal=True, key="inspect:p
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def view(run_path: str, projection: str):
-    return embedding_view(story_of(run_path)[0], n=300, method=projection)
+    story, encoders, _, _ = story_of(run_path)
+    return embedding_view(story, encoders, n=300, method=projection)
 
 
 try:

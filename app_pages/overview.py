@@ -6,6 +6,7 @@ from distill_core.data.triggers import make_trigger
 from distill_core.models.checkpoint import read_checkpoint
 from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.store import load_run
+from distill_core.runs.table import ROLES
 from distill_core.ui import image_grid
 from webui.jobs import current, live, start
 from webui.widgets import figure_cards, gallery
@@ -47,7 +48,7 @@ if job is not None:
     live(job)
     if job.status == "done":
         run = load_run(job.run_path)
-        figure_cards(run["summary"], ("clean", "poisoned", "distilled"))
+        figure_cards(run["summary"], ROLES)
         st.markdown("**Triggered test images** and what each encoder's downstream classifier says "
                     "(:red[**red**]: the attacker's target):")
         gallery(run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from distill_core.runs.gallery import load_gallery
+from distill_core.runs.table import ROLES
 from distill_core.ui import image_grid
 
 ROLE_NAMES = {"clean": "Clean encoder", "poisoned": "Poisoned encoder", "distilled": "Purified encoder"}
@@ -40,7 +41,7 @@ def gallery(run: dict, columns: int = 8) -> None:
     if found is None:
         return
     images, g = found
-    roles = [r for r in ("clean", "poisoned", "distilled") if r in g]
+    roles = [r for r in ROLES if r in g]
     target = (run.get("summary") or {}).get("target")
     for start in range(0, len(images), columns):
         cols = st.columns(columns)

@@ -33,13 +33,14 @@ def project(features: torch.Tensor, method: str = "pca", seed: int = 0) -> torch
     raise ValueError(f"projection: unknown '{method}'; choose {', '.join(PROJECTIONS)}")
 
 
-def embedding_view(story: Story, n: int = 300, method: str = "pca", seed: int = 0) -> dict[str, dict]:
-    """Per encoder: 2-D points of n clean and the same n triggered test images, the references' points,
+def embedding_view(story: Story, encoders: dict, n: int = 300, method: str = "pca",
+                   seed: int = 0) -> dict[str, dict]:
+    """Per encoder of the story (`story.encoders()`, loaded once by the caller): 2-D points of n clean and the same n triggered test images, the references' points,
     the classes, and each triggered image's cosine similarity to the mean reference embedding."""
     rt = Runtime.create("cpu", "fp32")
     test = story.test_images(n)
     out = {}
-    for role, encoder in story.encoders().items():
+    for role, encoder in encoders.items():
         clean = extract_features(encoder, test.images, rt)
         triggered = extract_features(encoder, test.images, rt, transform=story.trigger)
         refs = extract_features(encoder, story.references, rt)

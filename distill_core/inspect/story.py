@@ -19,9 +19,6 @@ from ..models.checkpoint import load_encoder
 from ..presets import DEMO_ENCODER
 from ..runs.store import load_run
 
-ROLES = ("clean", "poisoned", "distilled")
-
-
 @dataclass
 class Story:
     weights: dict[str, Path]   # role -> encoder weights, for the roles the story has

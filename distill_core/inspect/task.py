@@ -18,10 +18,11 @@ from ..device import Runtime
 from ..models.resnet import STAGES
 from ..runs.events import CancelToken
 from ..runs.store import Run
+from ..runs.table import ROLES
 from ..ui import heat_overlay, save_png
 from .attention import attention, spread
 from .attribution import METHODS, QUANTITIES
-from .story import ROLES, load_story
+from .story import load_story
 
 
 @dataclass
