@@ -9,7 +9,7 @@ from distill_core.data.datasets import load_dataset
 from distill_core.distill import LOSSES, STUDENTS, TEACHERS, DistillConfig
 from distill_core.distill.config import stage_weights
 from distill_core.distill.teachers import FrozenTeacher
-from distill_core.distill.trainer import clean_subset
+from distill_core.distill.trainer import clean_subset, first_rows
 from distill_core.models.checkpoint import load_encoder, save_encoder
 from distill_core.models.resnet import cifar_resnet18
 from distill_core.tasks import make_config, run_task
@@ -86,3 +86,13 @@ def test_bad_settings_are_refused_before_work(suspicious, override, field, tmp_p
     cfg = make_config("distill", "demo", {"encoder": suspicious, **override})
     with pytest.raises(Exception, match=field):
         run_task("distill", cfg, out=tmp_path / "bad")
+
+
+def test_first_rows_gradient_matches_a_slice_and_keeps_channels_last():
+    x = torch.randn(6, 4, 3, 3).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    w = torch.randn(2, 4, 3, 3)
+    (grad,) = torch.autograd.grad((first_rows(x, 2) * w).sum(), x)
+    (plain,) = torch.autograd.grad((x[:2] * w).sum(), x)
+    assert torch.equal(grad, plain)
+    assert grad.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.is_contiguous(memory_format=torch.channels_last)  # why first_rows exists
