@@ -104,7 +104,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     seconds["evaluate"] = time.perf_counter() - t
 
     params = [p for p in poisoned.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = rt.optimizer(torch.optim.SGD, params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     ref_augment = SimCLRAugment(size=cfg.image_size, scale=(1.0, 1.0), ratio=(1.0, 1.0))  # no crop
     images = shadow.images.pin_memory() if rt.device.type == "cuda" else shadow.images
     steps_per_epoch, step = len(shadow) // cfg.batch_size, 0

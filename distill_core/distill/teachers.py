@@ -23,7 +23,7 @@ from .setup import Defence
 
 class FrozenTeacher(nn.Module):
     """The one place that keeps a teacher frozen: always in eval mode, no parameter wants a gradient, and
-    its forward runs without autograd. Returns (embedding, [stage outputs])."""
+    its forward runs in inference mode (no autograd, no version counters). Returns (embedding, [stage outputs])."""
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
@@ -33,7 +33,7 @@ class FrozenTeacher(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def forward(self, x: torch.Tensor):
         return self.encoder(x, stages=True)
 

@@ -41,7 +41,7 @@ class SimCLRTrainer:
         self.augment = augment or SimCLRAugment(size=encoder.input_size)
         self.gen = gen
         params = list(encoder.parameters()) + list(head.parameters())
-        self.opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        self.opt = runtime.optimizer(torch.optim.Adam, params, lr=lr, weight_decay=weight_decay)
 
     def step(self, batch: torch.Tensor) -> torch.Tensor:
         self.encoder.train()
