@@ -3,13 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid
 
 
 def image_grid(images: torch.Tensor, columns: int = 8, scale: int = 1, padding: int = 1) -> np.ndarray:
     """uint8 or [0, 1] float images [N, 3, H, W] -> one HxWx3 uint8 picture, optionally upscaled."""
-    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-    grid = make_grid(x.clamp(0, 1), nrow=columns, padding=padding, pad_value=1.0)
+    x = (images.float() / 255 if images.dtype == torch.uint8 else images.float()).clamp(0, 1)
+    n, c, h, w = x.shape
+    columns = min(columns, n)
+    rows = -(-n // columns)
+    grid = x.new_ones(c, rows * (h + padding) + padding, columns * (w + padding) + padding)  # white gaps
+    for i, image in enumerate(x):
+        top, left = padding + (i // columns) * (h + padding), padding + (i % columns) * (w + padding)
+        grid[:, top:top + h, left:left + w] = image
+    if n == 1:  # a lone image has no frame (as torchvision's make_grid)
+        grid = x[0]
     if scale > 1:
         grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

@@ -18,7 +18,6 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 
 from ..models.resnet import STAGES
 
@@ -59,33 +58,39 @@ class Method:
     run: Callable  # (model, x, target, stage, options) -> [B, C or 1, H', W'] attributions
 
 
+def _captum():
+    """captum.attr, loaded on first use: it brings torch's compiler stack with it (0.4 s on every start)."""
+    import captum.attr
+    return captum.attr
+
+
 def _grad_cam(model, x, target, stage, o):
     layer = getattr(model.encoder, stage)
-    maps = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
-    return LayerAttribution.interpolate(maps, x.shape[-2:], interpolate_mode="bilinear")
+    maps = _captum().LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+    return _captum().LayerAttribution.interpolate(maps, x.shape[-2:], interpolate_mode="bilinear")
 
 
 def _integrated_gradients(model, x, target, stage, o):
-    ig = IntegratedGradients(model)
+    ig = _captum().IntegratedGradients(model)
     return ig.attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=o.get("steps", 32),
                         internal_batch_size=o.get("internal_batch_size", 64))
 
 
 def _saliency(model, x, target, stage, o):
-    return Saliency(model).attribute(x, target=target, abs=True)
+    return _captum().Saliency(model).attribute(x, target=target, abs=True)
 
 
 def _occlusion(model, x, target, stage, o):
     k = o.get("window", max(2, x.shape[-1] // 8))
-    return Occlusion(model).attribute(x, target=target, sliding_window_shapes=(3, k, k),
-                                      strides=(3, max(1, k // 2), max(1, k // 2)), baselines=0.0)
+    return _captum().Occlusion(model).attribute(x, target=target, sliding_window_shapes=(3, k, k),
+                                                strides=(3, max(1, k // 2), max(1, k // 2)), baselines=0.0)
 
 
 def _smoothgrad(model, x, target, stage, o):
     torch.manual_seed(o.get("seed", 0))  # NoiseTunnel draws its noise from the global generator
-    return NoiseTunnel(Saliency(model)).attribute(x, target=target, nt_type="smoothgrad",
-                                                  nt_samples=o.get("samples", 16), stdevs=o.get("noise", 0.1),
-                                                  nt_samples_batch_size=o.get("internal_batch_size", 64), abs=True)
+    tunnel = _captum().NoiseTunnel(_captum().Saliency(model))
+    return tunnel.attribute(x, target=target, nt_type="smoothgrad", nt_samples=o.get("samples", 16),
+                            stdevs=o.get("noise", 0.1), nt_samples_batch_size=o.get("internal_batch_size", 64), abs=True)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
