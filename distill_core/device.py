@@ -8,6 +8,8 @@ always computed in fp32.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import platform
 from dataclasses import dataclass, field
 
@@ -49,6 +51,23 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "fp32"
 
 
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed blocks instead of handing them back to the OS.
+
+    By default blocks over ~128 KB are mmap-ed and unmapped on free, and the heap top is trimmed, so every
+    training step's activations (megabytes each) page-fault into fresh memory: 11% of a demo distillation
+    step on the 2-core CPU (177 -> 157 ms, measured interleaved). The cost is that the process keeps its
+    high-water mark resident. A no-op where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's mallopt parameters
+    return all(libc.mallopt(param, value) == 1 for param, value in (
+        (m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 256 << 20)))
+
+
 def describe(device: torch.device) -> str:
     """Human name of a device, for the app's sidebar and run records."""
     if device.type == "cuda":
@@ -72,6 +91,7 @@ class Runtime:
             channels_last = dev.type in ("cuda", "cpu")
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        keep_freed_memory()  # host memory: CPU tensors, and pinned staging on CUDA
         return cls(dev, prec, channels_last)
 
     def __post_init__(self):

@@ -30,8 +30,7 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     r, g, b = x.unbind(1)
-    maxc, _ = x.max(1)
-    minc, _ = x.min(1)
+    maxc, minc = x.amax(1), x.amin(1)
     delta = maxc - minc
     safe = torch.where(delta > 0, delta, torch.ones_like(delta))
     h = torch.where(maxc == r, (g - b) / safe,
