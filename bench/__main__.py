@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from . import attribution, distill, precision, simclr
+from . import attack, attribution, augment, distill, evaluate, pipeline, precision, simclr
 from .timing import table
 
-BENCHES = {"simclr": simclr, "distill": distill, "precision": precision, "inspect": attribution}
+BENCHES = {"distill": distill, "attack": attack, "simclr": simclr, "augment": augment, "evaluate": evaluate,
+           "pipeline": pipeline, "precision": precision, "inspect": attribution}
 
 
 def main() -> None:

@@ -20,22 +20,31 @@ from distill_core.distill.trainer import Distiller
 from distill_core.models.resnet import STAGES, ProjectionHead, cifar_resnet18
 from distill_core.ssl.simclr import info_nce
 
-from .timing import interleaved
-
-CASES = [("demo (width 0.25)", 0.25, 128), ("full (width 1.0)", 1.0, 32)]  # (label, width, batch)
+from .timing import flops, interleaved
 
 
-def bench_case(width: float, batch: int, rt: Runtime, repeats: int) -> dict:
+def cases(rt: Runtime) -> list[tuple]:
+    """(label, width, batch): the demo's batch; full width at a CPU-sized batch, or the study's 128 on a GPU."""
+    if rt.device.type == "cuda":
+        return [("demo (width 0.25)", 0.25, 128), ("full (width 1.0)", 1.0, 128)]
+    return [("demo (width 0.25)", 0.25, 128), ("full (width 1.0)", 1.0, 32)]
+
+
+def make_distiller(width: float, rt: Runtime, augment: SimCLRAugment, gen: torch.Generator) -> Distiller:
+    """A fresh student and teacher of `width`, AT on all four stages at the study's weight."""
     torch.manual_seed(0)
     student, head = rt.module(cifar_resnet18(width)), rt.module(ProjectionHead(int(512 * width)))
     teacher = rt.module(FrozenTeacher(cifar_resnet18(width)))
-    weights = {s: 1000.0 for s in STAGES}
+    return Distiller(student, head, teacher, LOSSES["at"], {s: 1000.0 for s in STAGES}, rt, lr=1e-3,
+                     weight_decay=1e-6, temperature=0.5, augment=augment, gen=gen)
+
+
+def bench_case(width: float, batch: int, rt: Runtime, repeats: int) -> dict:
     augment, gen = SimCLRAugment(size=32), torch.Generator(device=rt.device).manual_seed(0)
-    distiller = Distiller(student, head, teacher, LOSSES["at"], weights, rt, lr=1e-3, weight_decay=1e-6,
-                          temperature=0.5, augment=augment, gen=gen)
+    distiller = make_distiller(width, rt, augment, gen)
+    student, head, teacher, weights = distiller.student, distiller.head, distiller.teacher, distiller.weights
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=rt.device)
     views = rt.prepare(torch.rand(2 * batch, 3, 32, 32, device=rt.device))
-    sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
 
     def ours():
         distiller.step(images)["loss"].item()
@@ -47,7 +56,6 @@ def bench_case(width: float, batch: int, rt: Runtime, repeats: int) -> dict:
             out = head(student(views))
             teacher(views[:batch])
         out.float().sum().backward()
-        sync()
 
     def reference():
         student.train()
@@ -66,14 +74,14 @@ def bench_case(width: float, batch: int, rt: Runtime, repeats: int) -> dict:
     t = interleaved({"ours": ours, "ceiling": ceiling, "reference": reference}, repeats=repeats)
     return {"images_per_s": batch / t["ours"], "ceiling_images_per_s": batch / t["ceiling"],
             "ratio": t["ceiling"] / t["ours"], "reference_images_per_s": batch / t["reference"],
-            "vs_reference": t["reference"] / t["ours"]}
+            "vs_reference": t["reference"] / t["ours"], "tflops": flops(ours) / t["ours"] / 1e12}
 
 
 def run(device: str = "auto", repeats: int = 5) -> list[dict]:
     rt = Runtime.create(device, "auto")
     return [{"bench": "distill step", "model": label, "batch": batch, "precision": rt.precision,
-             **bench_case(width, batch, rt, repeats)} for label, width, batch in CASES]
+             **bench_case(width, batch, rt, repeats)} for label, width, batch in cases(rt)]
 
 
 COLUMNS = ["model", "batch", "precision", "images_per_s", "ceiling_images_per_s", "ratio",
-           "reference_images_per_s", "vs_reference"]
+           "reference_images_per_s", "vs_reference", "tflops"]

@@ -1,9 +1,17 @@
-"""Interleaved timing: candidates are measured in alternation so machine drift hits them alike."""
+"""Interleaved timing (candidates measured in alternation so machine drift hits them alike) and FLOP counts."""
 from __future__ import annotations
 
 import statistics
 import time
 from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 2) -> dict[str, float]:
@@ -11,13 +19,22 @@ def interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 5, w
     for fn in candidates.values():
         for _ in range(warmup):
             fn()
+    _sync()
     times = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
             t = time.perf_counter()
             fn()
+            _sync()
             times[name].append(time.perf_counter() - t)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of one call (matmuls and convolutions, forward and backward)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

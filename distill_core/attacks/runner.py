@@ -42,6 +42,34 @@ class Features:
     ref_target: torch.Tensor    # f(r_i)           [k, D]
 
 
+class AttackStep:
+    """One step of an attack: a single forward pass over clean, triggered, reference and augmented-reference
+    images together, the objective's terms, one SGD step on the poisoned encoder's trainable parameters."""
+
+    def __init__(self, poisoned: torch.nn.Module, objective, rt: Runtime, cfg: AttackConfig, trigger,
+                 refs: torch.Tensor, ref_targets: torch.Tensor, augs: int, gen: torch.Generator):
+        self.poisoned, self.objective, self.rt, self.trigger, self.gen = poisoned, objective, rt, trigger, gen
+        self.refs, self.ref_targets, self.augs = refs, ref_targets, augs
+        self.ref_augment = SimCLRAugment(size=refs.shape[-1], scale=(1.0, 1.0), ratio=(1.0, 1.0))  # no crop
+        params = [p for p in poisoned.parameters() if p.requires_grad]
+        self.opt = rt.optimizer(torch.optim.SGD, params, lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay)
+
+    def __call__(self, x: torch.Tensor, clean_target: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
+        """x: float shadow images on the device; clean_target: the clean encoder's embeddings of them."""
+        (b, k), a = (len(x), len(self.refs)), self.augs
+        aug = self.ref_augment(self.refs.repeat_interleave(a, 0), self.gen)
+        batch = self.rt.prepare(torch.cat((x, self.trigger(x), self.refs, aug)))
+        with self.rt.autocast():
+            out = self.poisoned(batch).float()
+        f = Features(out[:b], out[b:2 * b], out[2 * b:2 * b + k], out[2 * b + k:].view(k, a, -1),
+                     clean_target, self.ref_targets)
+        terms = self.objective.terms(f, epoch)
+        self.opt.zero_grad(set_to_none=True)
+        self.rt.backward(terms["loss"], self.opt)
+        return terms
+
+
 def freeze_for_attack(encoder: torch.nn.Module) -> torch.nn.Module:
     encoder.eval()
     for m in encoder.modules():
@@ -103,9 +131,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     ref_targets = extract_features(clean, ref_images, rt)
     seconds["evaluate"] = time.perf_counter() - t
 
-    params = [p for p in poisoned.parameters() if p.requires_grad]
-    opt = rt.optimizer(torch.optim.SGD, params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    ref_augment = SimCLRAugment(size=cfg.image_size, scale=(1.0, 1.0), ratio=(1.0, 1.0))  # no crop
+    step_fn = AttackStep(poisoned, objective, rt, cfg, trigger, refs, ref_targets, a, gen)
     images = shadow.images.pin_memory() if rt.device.type == "cuda" else shadow.images
     steps_per_epoch, step = len(shadow) // cfg.batch_size, 0
     total = steps_per_epoch * cfg.epochs
@@ -119,16 +145,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
         for idx in epoch_batches(len(shadow), cfg.batch_size, cfg.seed, epoch):
             cancel.check()
             x = to_float(images[idx].to(rt.device, non_blocking=True))
-            aug = ref_augment(refs.repeat_interleave(a, 0), gen)
-            batch = rt.prepare(torch.cat((x, trigger(x), refs, aug)))
-            with rt.autocast():
-                out = poisoned(batch).float()
-            b = len(idx)
-            f = Features(out[:b], out[b:2 * b], out[2 * b:2 * b + k], out[2 * b + k:].view(k, a, -1),
-                         shadow_targets[idx.to(rt.device)], ref_targets)
-            terms = objective.terms(f, epoch)
-            opt.zero_grad(set_to_none=True)
-            rt.backward(terms["loss"], opt)
+            terms = step_fn(x, shadow_targets[idx.to(rt.device)], epoch)
             meter.add(terms)
             step += 1
             if step % cfg.log_every == 0 or step == total:
