@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from . import attack, attribution, augment, distill, evaluate, pipeline, precision, simclr
+from . import attack, attribution, augment, compile, distill, evaluate, pipeline, precision, simclr
 from .timing import table
 
 BENCHES = {"distill": distill, "attack": attack, "simclr": simclr, "augment": augment, "evaluate": evaluate,
-           "pipeline": pipeline, "precision": precision, "inspect": attribution}
+           "pipeline": pipeline, "compile": compile, "precision": precision, "inspect": attribution}
 
 
 def main() -> None:

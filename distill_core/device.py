@@ -82,9 +82,11 @@ class Runtime:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
     channels_last: bool = True
+    compile: bool = False
 
     @classmethod
-    def create(cls, device: str = "auto", precision: str = "auto", channels_last: bool | None = None) -> "Runtime":
+    def create(cls, device: str = "auto", precision: str = "auto", channels_last: bool | None = None,
+               compile: bool = False) -> "Runtime":
         dev = resolve_device(device)
         prec = resolve_precision(precision, dev)
         if channels_last is None:
@@ -92,7 +94,7 @@ class Runtime:
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         keep_freed_memory()  # host memory: CPU tensors, and pinned staging on CUDA
-        return cls(dev, prec, channels_last)
+        return cls(dev, prec, channels_last, compile)
 
     def __post_init__(self):
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" and self.device.type == "cuda" else None
@@ -105,6 +107,10 @@ class Runtime:
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def compiled(self, fn):
+        """`fn` through torch.compile when the run asked for it (forward and backward both compiled)."""
+        return torch.compile(fn) if self.compile else fn
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
@@ -129,4 +135,4 @@ class Runtime:
 
     def describe(self) -> dict:
         return {"device": str(self.device), "name": describe(self.device), "precision": self.precision,
-                "channels_last": self.channels_last}
+                "channels_last": self.channels_last, "compile": self.compile}

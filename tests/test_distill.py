@@ -1,5 +1,6 @@
 """The defence's parts: every teacher x student x loss runs end to end at a tiny size, and the invariants
 (frozen teacher, clean data drawn from the training split, stage weights) hold."""
+import copy
 import itertools
 
 import pytest
@@ -96,3 +97,27 @@ def test_first_rows_gradient_matches_a_slice_and_keeps_channels_last():
     assert torch.equal(grad, plain)
     assert grad.is_contiguous(memory_format=torch.channels_last)
     assert not plain.is_contiguous(memory_format=torch.channels_last)  # why first_rows exists
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_the_eager_step():
+    """--compile: the same losses and weights as eager (fp32; about 40 s of compiling on a 2-core CPU)."""
+    from distill_core.data.augment import SimCLRAugment
+    from distill_core.device import Runtime
+    from distill_core.distill.trainer import Distiller
+    from distill_core.models.resnet import STAGES, ProjectionHead
+
+    torch.manual_seed(0)
+    student, head, teacher = cifar_resnet18(0.0625, input_size=16), ProjectionHead(32), cifar_resnet18(0.0625, input_size=16)
+    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    runs = {}
+    for compiled in (False, True):
+        rt = Runtime.create("cpu", "fp32", compile=compiled)
+        s, h = copy.deepcopy(student), copy.deepcopy(head)
+        d = Distiller(s, h, FrozenTeacher(copy.deepcopy(teacher)), LOSSES["at"], {st: 1000.0 for st in STAGES}, rt,
+                      lr=1e-3, weight_decay=0.0, temperature=0.5, augment=SimCLRAugment(size=16),
+                      gen=torch.Generator().manual_seed(0))
+        runs[compiled] = ([d.step(images)["loss"].item() for _ in range(2)], s)
+    assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-4)
+    for a, b in zip(runs[False][1].parameters(), runs[True][1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)

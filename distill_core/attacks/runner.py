@@ -54,6 +54,7 @@ class AttackStep:
         params = [p for p in poisoned.parameters() if p.requires_grad]
         self.opt = rt.optimizer(torch.optim.SGD, params, lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
+        self.forward = rt.compiled(poisoned)
 
     def __call__(self, x: torch.Tensor, clean_target: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         """x: float shadow images on the device; clean_target: the clean encoder's embeddings of them."""
@@ -61,7 +62,7 @@ class AttackStep:
         aug = self.ref_augment(self.refs.repeat_interleave(a, 0), self.gen)
         batch = self.rt.prepare(torch.cat((x, self.trigger(x), self.refs, aug)))
         with self.rt.autocast():
-            out = self.poisoned(batch).float()
+            out = self.forward(batch).float()
         f = Features(out[:b], out[b:2 * b], out[2 * b:2 * b + k], out[2 * b + k:].view(k, a, -1),
                      clean_target, self.ref_targets)
         terms = self.objective.terms(f, epoch)
@@ -103,7 +104,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     validate(cfg)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    rt = Runtime.create(cfg.device, cfg.precision)
+    rt = Runtime.create(cfg.device, cfg.precision, compile=cfg.compile)
     gen = torch.Generator(device=rt.device).manual_seed(cfg.seed)
     objective = attack.objective(cfg, gen)  # checks the attack's own settings before any work
     clean, clean_head, meta = load_encoder(cfg.encoder or DEMO_ENCODER, with_head=True)

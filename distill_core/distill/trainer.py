@@ -108,13 +108,21 @@ class Distiller:
             for s in weights}))
         params = [*student.parameters(), *head.parameters(), *self.stage_loss.parameters()]
         self.opt = rt.optimizer(torch.optim.Adam, params, lr=lr, weight_decay=weight_decay)
+        self.losses = rt.compiled(self.losses)
 
     def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: uint8 images on the device -> the loss and its named terms (detached, still on the device)."""
         self.student.train()
         self.head.train()
-        n = len(x)
         views = self.rt.prepare(torch.cat((self.augment(x, self.gen), self.augment(x, self.gen))))
+        terms = self.losses(views)
+        self.opt.zero_grad(set_to_none=True)
+        self.rt.backward(terms["loss"], self.opt)
+        return {k: v.detach() for k, v in terms.items()}
+
+    def losses(self, views: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Both views [2N, ...] -> the loss and its named terms: one student pass, one teacher pass."""
+        n = len(views) // 2
         with self.rt.autocast():
             feature, maps = self.student(views, stages=True)
             z = self.head(feature)
@@ -125,16 +133,14 @@ class Distiller:
                     i = STAGES.index(s)
                     terms[f"{self.name}.{s}"] = self.stage_loss[s](first_rows(maps[i], n), teacher_maps[i])
         loss = terms["ssl"] + sum(w * terms[f"{self.name}.{s}"] for s, w in self.weights.items())
-        self.opt.zero_grad(set_to_none=True)
-        self.rt.backward(loss, self.opt)
-        return {k: v.detach() for k, v in {"loss": loss, **terms}.items()}
+        return {"loss": loss, **terms}
 
 
 def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     validate(cfg)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    rt = Runtime.create(cfg.device, cfg.precision)
+    rt = Runtime.create(cfg.device, cfg.precision, compile=cfg.compile)
     story = read_story(cfg.encoder)
     suspicious, suspicious_head, meta = load_encoder(story.weights, with_head=True)
     cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))

@@ -57,7 +57,7 @@ def pretrain(cfg: PretrainConfig, run: Run, cancel: CancelToken) -> dict:
     validate(cfg)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    rt = Runtime.create(cfg.device, cfg.precision)
+    rt = Runtime.create(cfg.device, cfg.precision, compile=cfg.compile)
     common = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size, seed=cfg.data_seed)
     train = load_dataset(cfg.data, "train", n=cfg.n_train or None, **common)
     monitor_test = load_dataset(cfg.data, "test", **common)

@@ -42,19 +42,24 @@ class SimCLRTrainer:
         self.gen = gen
         params = list(encoder.parameters()) + list(head.parameters())
         self.opt = runtime.optimizer(torch.optim.Adam, params, lr=lr, weight_decay=weight_decay)
+        self.loss = runtime.compiled(self.loss)
 
     def step(self, batch: torch.Tensor) -> torch.Tensor:
         self.encoder.train()
         self.head.train()
         batch = batch.to(self.rt.device, non_blocking=True)
         views = self.rt.prepare(torch.cat((self.augment(batch, self.gen), self.augment(batch, self.gen))))
-        with self.rt.autocast():
-            z = self.head(self.encoder(views))
-        n = batch.shape[0]
-        loss = info_nce(z[:n], z[n:], self.temperature)
+        loss = self.loss(views)
         self.opt.zero_grad(set_to_none=True)
         self.rt.backward(loss, self.opt)
         return loss.detach()
+
+    def loss(self, views: torch.Tensor) -> torch.Tensor:
+        """InfoNCE of both views [2N, ...] in one encoder+head pass."""
+        with self.rt.autocast():
+            z = self.head(self.encoder(views))
+        n = len(views) // 2
+        return info_nce(z[:n], z[n:], self.temperature)
 
 
 def train_simclr(trainer: SimCLRTrainer, images: torch.Tensor, *, epochs: int, batch_size: int, seed: int,
