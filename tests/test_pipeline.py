@@ -37,7 +37,7 @@ def test_short_pipeline_removes_the_backdoor_and_keeps_accuracy(tmp_path):
 def test_demo_pipeline_meets_the_defence_targets(tmp_path):
     s = last_json(cli("pipeline", "--preset", "demo", "--out", str(tmp_path / "P"), "--quiet"))
     check_shape(s)
-    # measured (2-core CPU, seed 0): ASR 0.994 -> 0.056 against ASR-B 0.052; CA 0.972 -> 0.952; 145 s in all
+    # measured (2-core CPU, seed 0): ASR 0.994 -> 0.093 against ASR-B 0.052; CA 0.972 -> 0.941; 137 s in all
     assert s["poisoned"]["asr"] >= 0.9
     assert s["distilled"]["asr"] <= min(0.15, s["clean"]["asr"] + 0.05)
     assert s["distilled"]["ca"] >= s["poisoned"]["ca"] - 0.05
