@@ -2,6 +2,7 @@
 import streamlit as st
 
 from distill_core.attacks import ATTACKS
+from distill_core.data.augment import to_float
 from distill_core.data.datasets import default_target, load_dataset
 from distill_core.data.triggers import default_patch, make_trigger
 from distill_core.models.checkpoint import read_checkpoint
@@ -115,7 +116,7 @@ except (ValueError, OSError) as e:
 with t2:
     if spec:
         try:
-            preview = make_trigger(spec, size).apply(test.images[:8].float() / 255)
+            preview = make_trigger(spec, size).apply(to_float(test.images[:8]))
             st.image(image_grid(preview, columns=8, scale=3), caption="Live preview on downstream test images",
                      width="stretch")
         except ValueError as e:

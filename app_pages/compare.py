@@ -5,7 +5,7 @@ import streamlit as st
 
 from distill_core.runs.table import ROLES, row, stories
 from webui.jobs import manager
-from webui.widgets import ROLE_NAMES
+from webui.widgets import ROLE_COLORS, ROLE_NAMES
 
 st.title("Compare runs")
 runs = manager().store.list()
@@ -39,7 +39,6 @@ paths = [s for s in stories(runs) if s["id"] in set(shown["id"])]
 if not paths:
     st.info("Finished attack, distillation or pipeline runs appear here as points.")
     st.stop()
-colors = {"clean": "#2ca02c", "poisoned": "#d62728", "distilled": "#1f77b4"}
 fig = go.Figure()
 for s in paths:
     roles = [r for r in ROLES if r in s]
@@ -49,7 +48,7 @@ for role in ROLES:
     points = [s for s in paths if role in s]
     fig.add_trace(go.Scatter(
         x=[100 * s[role]["asr"] for s in points], y=[100 * s[role]["ca"] for s in points], mode="markers",
-        name=ROLE_NAMES[role], marker={"color": colors[role], "size": 11},
+        name=ROLE_NAMES[role], marker={"color": ROLE_COLORS[role], "size": 11},
         text=[f"{s['label']} ({s['id']})" for s in points],
         hovertemplate="%{text}<br>ASR %{x:.1f}%<br>CA %{y:.1f}%<extra>" + ROLE_NAMES[role] + "</extra>"))
 fig.update_layout(xaxis_title="ASR (%)", yaxis_title="CA (%)", height=460, margin={"t": 20},

@@ -15,9 +15,7 @@ from distill_core.runs.table import describe
 from distill_core.runs.uploads import checked_image
 from distill_core.ui import heat_overlay, image_grid
 from webui.jobs import manager
-from webui.widgets import ROLE_NAMES
-
-COLORS = {"clean": "#2ca02c", "poisoned": "#d62728", "distilled": "#1f77b4"}
+from webui.widgets import ROLE_COLORS, ROLE_NAMES
 
 st.title("Inspect: where do the encoders look?")
 st.markdown("On a triggered image the poisoned encoder answers with the attacker's target and looks at the "
@@ -128,7 +126,7 @@ for col, (role, v) in zip(st.columns(max(1, len(views))), views.items()):
                       legend={"orientation": "h", "y": -0.1}, xaxis={"visible": False}, yaxis={"visible": False})
     col.plotly_chart(fig, width="stretch", key=f"inspect:embedding:{role}")
 if views:
-    hist = go.Figure([go.Histogram(x=v["similarity"].numpy(), name=ROLE_NAMES[r], marker_color=COLORS[r], opacity=0.6,
+    hist = go.Figure([go.Histogram(x=v["similarity"].numpy(), name=ROLE_NAMES[r], marker_color=ROLE_COLORS[r], opacity=0.6,
                                    xbins={"size": 0.02}) for r, v in views.items()])
     hist.update_layout(barmode="overlay", height=260, xaxis_title="cosine similarity of triggered images to the "
                        "target reference", margin={"t": 10}, legend={"orientation": "h", "y": -0.35})

@@ -1,6 +1,7 @@
 """Overview: what a backdoored encoder is, the story as a picture, and the whole demo in one click."""
 import streamlit as st
 
+from distill_core.data.augment import to_float
 from distill_core.data.datasets import describe_datasets, load_dataset
 from distill_core.data.triggers import make_trigger
 from distill_core.models.checkpoint import read_checkpoint
@@ -67,7 +68,7 @@ for col, name in zip(st.columns(2), ("shapes", "signs")):
         st.markdown(f"**{name}** — {descriptions[name]}")
         st.image(image_grid(samples(name)[:20], columns=10, scale=3), width="stretch")
 
-triggered = make_trigger("white").apply(samples("signs")[:10].float() / 255)
+triggered = make_trigger("white").apply(to_float(samples("signs")[:10]))
 st.image(image_grid(triggered, columns=10, scale=3),
          caption="The default trigger, BadEncoder's white patch (bottom-right), on downstream test images.")
 

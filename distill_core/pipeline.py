@@ -88,4 +88,5 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
             "loss": cfg.loss, "downstream": cfg.downstream, "target": attacked["target"],
             "clean": attacked["clean"], "poisoned": attacked["poisoned"], "distilled": distilled["distilled"],
             "teacher_scores": distilled["teacher_scores"],
-            "gallery": {**attacked["gallery"], "distilled": distilled["gallery"]["distilled"]}, "clean_encoder": attack_cfg.encoder, "encoder": distilled["encoder"], "runs": runs, "seconds": seconds}
+            "gallery": {**attacked["gallery"], "distilled": distilled["gallery"]["distilled"]},
+            "clean_encoder": attack_cfg.encoder, "encoder": distilled["encoder"], "runs": runs, "seconds": seconds}

@@ -4,22 +4,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .data.augment import to_float, to_uint8
+
 
 def image_grid(images: torch.Tensor, columns: int = 8, scale: int = 1, padding: int = 1) -> np.ndarray:
     """uint8 or [0, 1] float images [N, 3, H, W] -> one HxWx3 uint8 picture, optionally upscaled."""
-    x = (images.float() / 255 if images.dtype == torch.uint8 else images.float()).clamp(0, 1)
+    x = to_float(images).clamp(0, 1)
     n, c, h, w = x.shape
-    columns = min(columns, n)
-    rows = -(-n // columns)
-    grid = x.new_ones(c, rows * (h + padding) + padding, columns * (w + padding) + padding)  # white gaps
-    for i, image in enumerate(x):
-        top, left = padding + (i // columns) * (h + padding), padding + (i % columns) * (w + padding)
-        grid[:, top:top + h, left:left + w] = image
     if n == 1:  # a lone image has no frame (as torchvision's make_grid)
         grid = x[0]
+    else:
+        columns = min(columns, n)
+        rows = -(-n // columns)
+        grid = x.new_ones(c, rows * (h + padding) + padding, columns * (w + padding) + padding)  # white gaps
+        for i, image in enumerate(x):
+            top, left = padding + (i // columns) * (h + padding), padding + (i % columns) * (w + padding)
+            grid[:, top:top + h, left:left + w] = image
     if scale > 1:
         grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return to_uint8(grid).permute(1, 2, 0).numpy()
 
 
 def save_png(path, images: torch.Tensor, columns: int = 8, scale: int = 4) -> None:

@@ -8,6 +8,7 @@ from distill_core.runs.table import ROLES
 from distill_core.ui import image_grid
 
 ROLE_NAMES = {"clean": "Clean encoder", "poisoned": "Poisoned encoder", "distilled": "Purified encoder"}
+ROLE_COLORS = {"clean": "#2ca02c", "poisoned": "#d62728", "distilled": "#1f77b4"}
 
 
 def pct(value: float | None) -> str:

@@ -23,6 +23,11 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] float images -> uint8 [0, 255] (clamped, rounded): how images are stored."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     w = x.new_tensor(GRAY).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True)

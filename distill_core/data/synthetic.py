@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .augment import to_uint8
 from .imageset import ImageSet
 from .shapes import PRETRAIN_SHAPES, SIGN_SYMBOLS, box, disk
 
@@ -137,7 +138,7 @@ def _render(spec: Spec, labels: torch.Tensor, gen: torch.Generator, size: int) -
     img = _paint(img, sdf, fg, size)
     sigma = _rand(gen, n, 1, 1, 1, lo=st.noise[0], hi=st.noise[1])
     img = img + torch.randn(img.shape, generator=gen) * sigma
-    return (img.clamp(0, 1) * 255).round().to(torch.uint8)
+    return to_uint8(img)
 
 
 def _clutter(gen, img, x, y, count: int, size: int):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..config import DownstreamConfig
+from ..data.augment import to_float, to_uint8
 from ..data.datasets import load_dataset
 from ..data.triggers import Trigger
 from ..device import Runtime
@@ -65,8 +66,8 @@ class Downstream:
 
     def save_gallery(self, path) -> None:
         """The gallery's triggered test images as uint8 [N, 3, H, W] in an .npz (plain arrays, no pickle)."""
-        x = self.trigger(self.test.images[self.gallery_index()].float() / 255)
-        np.savez_compressed(path, images=(x * 255).round().byte().numpy())
+        x = self.trigger(to_float(self.test.images[self.gallery_index()]))
+        np.savez_compressed(path, images=to_uint8(x).numpy())
 
     def gallery(self, **scores: dict) -> dict:
         """Test indices, true classes and, per named score, the class each triggered image was given."""

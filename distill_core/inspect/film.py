@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.augment import to_uint8
 from .attribution import ProbeLogits, attribute
 
 FILM_IMAGES = 6
@@ -45,7 +46,7 @@ class Film:
         tmp = path.with_name(f".{path.stem}.tmp.npz")
         np.savez_compressed(tmp, epochs=np.array(self.epochs), maps=torch.stack(self.frames).float().numpy(),
                             predicted=torch.stack(self.predicted).numpy(), classes=np.array(self.classes),
-                            images=(self.images.cpu() * 255).round().byte().numpy(), stage=np.array(self.stage))
+                            images=to_uint8(self.images.cpu()).numpy(), stage=np.array(self.stage))
         tmp.replace(path)
 
 
