@@ -6,6 +6,8 @@ over both. Each field's `help` is the CLI's help text, so flags and docs never d
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field, fields, replace
 
 
@@ -41,9 +43,14 @@ class DownstreamConfig(DataConfig):
 
 
 def with_overrides(cfg, overrides: dict | None):
-    """A copy of `cfg` with the known keys of `overrides` applied (unknown keys are ignored)."""
-    names = {f.name for f in fields(cfg)}
-    return replace(cfg, **{k: v for k, v in (overrides or {}).items() if k in names and v is not None})
+    """A copy of `cfg` with the known keys of `overrides` applied (unknown keys are ignored).
+
+    A whole float for an int field (5.0 from JSON or a widget) becomes an int, so it passes `validate`.
+    """
+    types = {f.name: f.type for f in fields(cfg)}
+    def fit(name, v):
+        return int(v) if types[name] == "int" and isinstance(v, float) and v.is_integer() else v
+    return replace(cfg, **{k: fit(k, v) for k, v in (overrides or {}).items() if k in types and v is not None})
 
 
 def check(condition: bool, name: str, message: str) -> None:
@@ -52,8 +59,72 @@ def check(condition: bool, name: str, message: str) -> None:
         raise ValueError(f"{name}: {message}")
 
 
-def validate_common(cfg: DownstreamConfig) -> None:
-    check(cfg.image_size >= 8, "image_size", f"must be at least 8 pixels, not {cfg.image_size}")
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# a field's declared type -> (does a value have it?, how to say what it must be); NaN and infinities are no
+# numbers a setting can mean, and they pass comparisons such as `epochs >= 1` (inf) or slip past them (NaN)
+TYPES = {
+    "int": (lambda v: _number(v) and not isinstance(v, float), "a whole number"),
+    "float": (lambda v: _number(v) and math.isfinite(v), "a finite number"),
+    "str": (lambda v: isinstance(v, str), "text"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+}
+MAX_SEED = 2**32 - 1  # numpy's and most tools' seed range; torch takes it too
+
+
+def check_types(cfg) -> None:
+    """Every field holds a value of its declared type, so the range checks that follow compare numbers."""
+    for f in fields(cfg):
+        has, what = TYPES[f.type]
+        value = getattr(cfg, f.name)
+        check(has(value), f.name, f"must be {what}, not {repr(value)[:60]}")
+
+
+def check_dataset(name: str, field: str) -> list[str]:
+    """The classes of dataset `name` (known without loading it); ValueError naming `field` if there is none."""
+    from .data.datasets import DataError, class_names
+    try:
+        return class_names(name)
+    except DataError as e:
+        raise ValueError(f"{field}: {e}") from None
+
+
+def check_target(target: str, downstream: str, field: str = "target") -> None:
+    """A named target class exists among the downstream's classes (checked before any data is loaded)."""
+    from .data.imageset import class_index
+    if target:
+        try:
+            class_index(check_dataset(downstream, "downstream"), target, downstream)
+        except ValueError as e:
+            raise ValueError(f"{field}: {e}") from None
+
+
+def check_trigger(spec: str, image_size: int, field: str = "trigger") -> None:
+    """A trigger spec builds a trigger that fits the images (cheap: no data is loaded)."""
+    from .data.triggers import make_trigger
+    try:
+        make_trigger(spec, image_size)
+    except ValueError as e:  # DataError, or a trigger file that is not one
+        raise ValueError(f"{field}: {e}") from None
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")  # or cuda:N; whether it is there is found when the task starts
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def validate_common(cfg) -> None:
+    """The checks of the settings every task shares (`RuntimeConfig` and `DownstreamConfig`), types first."""
+    check_types(cfg)
+    check(cfg.device in DEVICES or re.fullmatch(r"cuda:[0-9]{1,3}", cfg.device) is not None, "device",
+          f"must be one of {', '.join(DEVICES)} or cuda:N, not {cfg.device!r}")
+    check(cfg.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}, not {cfg.precision!r}")
+    for name in ("seed", "data_seed"):
+        check(0 <= getattr(cfg, name) <= MAX_SEED, name, f"must be from 0 to {MAX_SEED}, not {getattr(cfg, name)}")
+    check(8 <= cfg.image_size <= 512, "image_size", f"must be from 8 to 512 pixels, not {cfg.image_size}")
     for name in ("n_downstream_train", "n_downstream_test"):
         check(getattr(cfg, name) >= 0, name, "cannot be negative")
-    check(cfg.probe in ("linear", "mlp"), "probe", f"must be linear or mlp, not '{cfg.probe}'")
+    check(cfg.probe in ("linear", "mlp"), "probe", f"must be linear or mlp, not {cfg.probe!r}")
+    check(cfg.probe_epochs >= 1, "probe_epochs", f"must be at least 1, not {cfg.probe_epochs}")
+    check_dataset(cfg.downstream, "downstream")

@@ -19,6 +19,7 @@ from .distill.config import validate as validate_distill
 from .presets import preset_encoder
 from .runs.events import CancelToken
 from .runs.store import Run
+from .ssl.pretrain import validate as validate_pretrain
 
 
 @dataclass
@@ -77,10 +78,13 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
     clean_encoder = cfg.encoder or preset_encoder(cfg.preset, cfg.pretrain_data)
     attack_cfg = stage_config(cfg, "attack", encoder=str(clean_encoder or ""))
     distill_cfg = stage_config(cfg, "distill", encoder=str(run.file("attack")))
-    validate_attack(attack_cfg)  # every stage's settings are checked before the first one starts
+    pretrain_cfg = None if clean_encoder else stage_config(cfg, "pretrain")
+    if pretrain_cfg is not None:  # every stage's settings are checked before the first one starts
+        validate_pretrain(pretrain_cfg)
+    validate_attack(attack_cfg)
     validate_distill(distill_cfg)
-    if not clean_encoder:
-        attack_cfg.encoder = stage("pretrain", stage_config(cfg, "pretrain"))["encoder"]
+    if pretrain_cfg is not None:
+        attack_cfg.encoder = stage("pretrain", pretrain_cfg)["encoder"]
     attacked = stage("attack", attack_cfg)
     distilled = stage("distill", distill_cfg)
     seconds["total"] = time.perf_counter() - t0

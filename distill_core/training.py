@@ -3,9 +3,11 @@
 - `epoch_batches`: the seeded shuffle of one epoch, full batches only (the reference loaders' drop_last);
   a run and its resume see the same order because it depends on (seed, epoch) alone.
 - `Meter`: sums named loss terms on the device and reads them off the device once, at the epoch's end, so
-  steps do not wait for the host.
+  steps do not wait for the host; a term that became NaN or infinite stops the run there, with a message.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -26,4 +28,9 @@ class Meter:
         self.count += 1
 
     def means(self) -> dict[str, float]:
-        return {name: float(v) / max(self.count, 1) for name, v in self.sums.items()}
+        means = {name: float(v) / max(self.count, 1) for name, v in self.sums.items()}
+        diverged = [name for name, v in means.items() if not math.isfinite(v)]
+        if diverged:
+            raise FloatingPointError(f"training diverged ({', '.join(diverged)} became NaN or infinite): "
+                                     f"lower the learning rate")
+        return means

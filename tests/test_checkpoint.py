@@ -1,5 +1,9 @@
-import torch
+import json
+import re
+
 import pytest
+import torch
+import torchvision
 from safetensors.torch import save_file
 
 from distill_core.models.checkpoint import CheckpointError, load_encoder, read_checkpoint, save_encoder
@@ -105,3 +109,99 @@ def test_bad_safetensors_give_clear_errors(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="could not be read"):
         load_encoder(tmp_path / "junk.pth")
+
+
+def test_infinite_weights_are_refused(tmp_path):
+    enc, _ = _trained_like()
+    sd = {k: v.clone() for k, v in enc.state_dict().items()}
+    sd["layer4.1.bn2.running_var"][3] = float("inf")
+    save_file(sd, str(tmp_path / "inf.safetensors"))
+    with pytest.raises(CheckpointError, match=r"inf\.safetensors: tensor 'layer4\.1\.bn2\.running_var' contains NaN "
+                                              r"or infinite values"):
+        load_encoder(tmp_path / "inf.safetensors")
+
+
+def _edit_sidecar(path, edit):
+    side = path.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    edit(meta)
+    side.write_text(json.dumps(meta))
+
+
+def _lacks(key):
+    return lambda meta: meta.pop(key)
+
+
+def _sets(key, value):
+    return lambda meta: meta.__setitem__(key, value)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (_sets("arch", "vit_b_16"), 'says arch = "vit_b_16"; it must be \'cifar_resnet18\''),
+    (_sets("width", 0.5), "says width 0.5 (32 channels in the first layer), but the weights have 16"),
+    (_sets("width", 2.0), "says width 2 (128 channels in the first layer), but the weights have 16"),
+    (_sets("head_dim", 64), "says head_dim 64, but the head's last layer has shape (128, 128)"),
+    (_lacks("width"), "lacks 'width'"),
+    (_sets("width", -0.25), "says width = -0.25; it must be a width multiplier in (0, 4]"),
+    (_sets("width", 0), "says width = 0;"),
+    (_sets("width", "wide"), 'says width = "wide";'),
+    (_sets("width", None), "says width = null;"),
+    (_sets("width", 1000), "says width = 1000;"),  # refused before a 512,000-channel network is built
+    (_sets("width", float("nan")), "says width = NaN;"),
+    (_sets("input_size", -32), "says input_size = -32; it must be a whole number of pixels from 8 to 512"),
+    (_sets("input_size", 32.5), "says input_size = 32.5;"),
+    (_sets("input_size", "32px"), 'says input_size = "32px";'),
+    (_sets("head_dim", 0), "says head_dim = 0;"),
+    (_sets("head_dim", 128.0), "says head_dim = 128.0; it must be null or a whole number"),
+    (_sets("normalization", {"mean": [0.5, 0.5, 0.5], "std": [0.2, 0.0, 0.2]}), "says normalization ="),
+    (_sets("normalization", {"mean": [0.5]}), "says normalization ="),
+])
+def test_a_sidecar_that_lies_or_makes_no_sense_is_named(tmp_path, edit, words):
+    enc, head = _trained_like()
+    path = save_encoder(tmp_path / "enc", enc, head)
+    _edit_sidecar(path, edit)
+    with pytest.raises(CheckpointError) as err:
+        load_encoder(path, with_head=True)
+    message = str(err.value)
+    assert message.startswith("enc.json, the sidecar of enc.safetensors,") and words in message, message
+    assert "\n" not in message and err.value.__cause__ is None  # one sentence, no chained traceback
+
+
+@pytest.mark.parametrize("text, words", [("{not json", "is not valid JSON (line 1"), ("", "is not valid JSON"),
+                                         ("[0.25]", "is not a JSON object"), ("\udcff", "is not valid JSON")])
+def test_a_sidecar_that_is_no_json_object_is_named(tmp_path, text, words):
+    enc, _ = _trained_like()
+    path = save_encoder(tmp_path / "enc", enc)
+    path.with_suffix(".json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(CheckpointError, match=re.escape(f"enc.json, the sidecar of enc.safetensors, {words}")):
+        load_encoder(path)
+
+
+def _like(keys_and_shapes: dict) -> dict:
+    return {k: torch.zeros(shape) for k, shape in keys_and_shapes.items()}
+
+
+@pytest.mark.parametrize("sd, family", [
+    (lambda: {k: v.flatten()[:2].clone() for k, v in torchvision.models.resnet50().state_dict().items()},
+     "a ResNet with bottleneck blocks (ResNet-50 or deeper)"),
+    (lambda: {**dict(cifar_resnet18(0.25).state_dict()), "conv1.weight": torch.zeros(16, 3, 7, 7),
+              "fc.weight": torch.zeros(10, 128), "fc.bias": torch.zeros(10)},  # torchvision's resnet18 names
+     "an ImageNet-style network (7x7 first convolution)"),
+    (lambda: _like({"cls_token": (1, 1, 8), "pos_embed": (1, 5, 8), "patch_embed.proj.weight": (8, 3, 16, 16),
+                    "blocks.0.attn.qkv.weight": (24, 8)}), "a Vision Transformer"),  # timm's ViT
+    (lambda: _like({"class_token": (1, 1, 8), "conv_proj.weight": (8, 3, 16, 16),
+                    "encoder.layers.encoder_layer_0.self_attention.in_proj_weight": (24, 8)}), "a Vision Transformer"),
+])
+def test_another_architecture_is_named(tmp_path, sd, family):
+    for path in (tmp_path / "other.safetensors", tmp_path / "other.pth"):
+        tensors = {k: v.contiguous() for k, v in sd().items()}
+        save_file(tensors, str(path)) if path.suffix == ".safetensors" else torch.save(tensors, path)
+        with pytest.raises(CheckpointError, match=re.escape(f"{path.name} holds {family}; the lab builds CIFAR "
+                                                            f"ResNet-18 encoders only.")):
+            load_encoder(path)
+
+
+def test_a_stem_that_is_no_convolution_is_named(tmp_path):
+    save_file({"conv1.weight": torch.zeros(())}, str(tmp_path / "odd.safetensors"))
+    with pytest.raises(CheckpointError, match=r"tensor 'conv1.weight' has shape \(\), not a convolution's"):
+        load_encoder(tmp_path / "odd.safetensors")

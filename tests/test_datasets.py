@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from distill_core.data.datasets import DataError, load_dataset, pil_to_uint8, resize_uint8
+from distill_core.data.datasets import DataError, class_names, load_dataset, pil_to_uint8, resize_uint8, skipped_note
 
 from conftest import CIFAR10_MINI, needs_cifar10_mini
 
@@ -65,3 +65,43 @@ def test_real_cifar10_sample_loads_as_folder():
     test = load_dataset(f"folder:{CIFAR10_MINI}", "test")
     assert len(train) == 500 and len(test) == 2000 and len(test.classes) == 10
     assert test.class_index("truck") == 9
+
+
+def test_unreadable_files_are_skipped_counted_and_named(tmp_path):
+    root = _folder(tmp_path)
+    (root / "train/cat/notes.txt").write_text("not a picture")
+    train = load_dataset(f"folder:{root}", "train", size=8)
+    assert len(train) == 4 and train.meta["skipped"] == 2
+    assert train.meta["skipped_files"] == ["cat/notes.txt", "dog/broken.jpg"]
+    assert skipped_note(train) == ("2 unreadable file(s) in folder:train were skipped "
+                                   "(first: cat/notes.txt, dog/broken.jpg).")
+    assert skipped_note(load_dataset(f"folder:{root}", "test", size=8)) is None
+
+
+def test_a_class_folder_without_readable_images_is_named(tmp_path):
+    root = _folder(tmp_path)
+    for split in ("train", "test"):
+        (root / split / "bird").mkdir()
+        (root / split / "fish").mkdir()
+    (root / "train/fish/x.png").write_bytes(b"\x89PNG broken")  # only unreadable files: as good as empty
+    with pytest.raises(DataError, match=r"class folder\(s\) bird, fish in '.*train' hold no readable images"):
+        load_dataset(f"folder:{root}", "train", size=8)
+
+
+def test_train_and_test_must_have_the_same_class_folders(tmp_path):
+    root = _folder(tmp_path)
+    (root / "test/bird").mkdir()
+    Image.new("RGB", (4, 4)).save(root / "test/bird/b.png")
+    for split in ("train", "test"):
+        with pytest.raises(DataError, match="different class folders in train/ and test/ \\(bird\\)"):
+            load_dataset(f"folder:{root}", split, size=8)
+
+
+def test_class_names_are_known_without_loading(tmp_path):
+    assert class_names("cifar10")[9] == "truck" and len(class_names("gtsrb")) == 43
+    assert class_names("signs") == load_dataset("signs", "test", n=10).classes
+    assert class_names(f"folder:{_folder(tmp_path)}") == ["cat", "dog"]
+    with pytest.raises(DataError, match="unknown dataset 'imagenet'"):
+        class_names("imagenet")
+    with pytest.raises(DataError, match="no 'train/' folder"):
+        class_names(f"folder:{tmp_path / 'nowhere'}")

@@ -55,7 +55,30 @@ def test_user_png_with_alpha(tmp_path):
 
 @pytest.mark.parametrize("spec, words", [("sparkle", "unknown trigger"), ("white:size=33", "does not fit"),
                                          ("white:size=abc", "needs a number"), ("white:colour=red", "key one of"),
-                                         ("white:pos=middle", "not one of"), ("blend:alpha=2", "alpha")])
+                                         ("white:pos=middle", "not one of"), ("blend:alpha=2", "alpha"),
+                                         ("blend:alpha=nan", "alpha must be in"), ("white:size=0", "at least 1"),
+                                         ("noise:seed=-1", "seed must be from 0"), ("noise:seed=99999999999", "seed"),
+                                         ("missing.png", "no such file"), ("missing.npz", "not a trigger file")])
 def test_bad_specs_say_what_is_wrong(spec, words):
     with pytest.raises(DataError, match=words):
         make_trigger(spec, 32)
+
+
+@pytest.mark.parametrize("t, tm, words", [
+    (np.zeros((32, 32, 3)), np.ones((16, 16, 3)), "must both be H x W x 3"),
+    (np.zeros(5), np.ones(5), "must both be H x W x 3"),
+    (np.full((32, 32, 3), np.nan), np.ones((32, 32, 3)), "NaN or infinite"),
+    (np.zeros((32, 16, 3)), np.ones((32, 16, 3)), "is 32x16 px but the images are 32x32 px"),
+])
+def test_a_broken_trigger_file_is_named(tmp_path, t, tm, words):
+    np.savez(tmp_path / "t.npz", t=t, tm=tm)
+    with pytest.raises(DataError, match=words):
+        make_trigger(str(tmp_path / "t.npz"), 32)
+
+
+def test_a_trigger_picture_is_decoded_under_the_pixel_cap(tmp_path, monkeypatch):
+    import distill_core.data.datasets as datasets
+    Image.new("RGB", (40, 40), (0, 0, 255)).save(tmp_path / "big.png")
+    monkeypatch.setattr(datasets, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(DataError, match="40x40 pixels; the lab takes pictures of up to"):
+        make_trigger(str(tmp_path / "big.png"), 32)

@@ -37,6 +37,7 @@ def validate(cfg: AttackConfig) -> None:
     """Refuse bad settings before any work (the pipeline checks every stage up front with this)."""
     check(cfg.attack in ATTACKS, "attack", f"unknown attack '{cfg.attack}'; choose {', '.join(ATTACKS)}")
     validate_settings(cfg)
+    ATTACKS[cfg.attack].objective(cfg)  # the attack's own settings (e.g. DRUPE's references); cheap to build
 
 
 def attack(cfg: AttackConfig, run: Run, cancel: CancelToken) -> dict:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..config import check, validate_common
+from ..config import check, check_dataset, check_target, check_trigger, validate_common
 from ..data.augment import SimCLRAugment, to_float
-from ..data.datasets import default_target, load_dataset
+from ..data.datasets import default_target, load_dataset, report_skipped
 from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..evaluate.downstream import Downstream, figures
@@ -30,7 +30,7 @@ from ..runs.events import CancelToken
 from ..runs.store import Run
 from ..ui import save_png
 from .badencoder import AttackConfig
-from .references import select_references
+from .references import parse_indices, select_references
 
 @dataclass
 class Features:
@@ -81,14 +81,26 @@ def freeze_for_attack(encoder: torch.nn.Module) -> torch.nn.Module:
 
 
 def validate(cfg: AttackConfig) -> None:
+    """Refuse a bad setting before any work, naming its field: ranges, and the trigger and target, which
+    are checked against the image size and the downstream's classes without loading any data."""
     validate_common(cfg)
+    check_dataset(cfg.data, "data")
     check(cfg.epochs >= 1, "epochs", f"must be at least 1, not {cfg.epochs}")
     check(cfg.batch_size >= 2, "batch_size", f"must be at least 2, not {cfg.batch_size}")
     check(0 < cfg.shadow_fraction <= 1, "shadow_fraction", f"must be in (0, 1], not {cfg.shadow_fraction}")
     check(cfg.n_shadow >= 0, "n_shadow", "cannot be negative")
     check(cfg.n_refs >= 1, "n_refs", f"must be at least 1, not {cfg.n_refs}")
     check(cfg.ref_augs >= 0, "ref_augs", "cannot be negative")
+    check(all(i >= 0 for i in parse_indices(cfg.ref_indices)), "ref_indices", "cannot be negative")
     check(cfg.lr > 0, "lr", f"must be positive, not {cfg.lr}")
+    check(0 <= cfg.momentum < 1, "momentum", f"must be in [0, 1), not {cfg.momentum}")
+    for name in ("weight_decay", "lambda1", "lambda2", "eval_every"):
+        check(getattr(cfg, name) >= 0, name, "cannot be negative")
+    check(cfg.log_every >= 1, "log_every", f"must be at least 1, not {cfg.log_every}")
+    target = cfg.target or default_target(cfg.downstream)
+    check(target is not None, "target", f"{cfg.downstream!r} has no usual target class: name one")
+    check_target(target, cfg.downstream)
+    check_trigger(cfg.trigger, cfg.image_size)
 
 
 def shadow_subset(cfg: AttackConfig):
@@ -118,6 +130,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     task = Downstream(cfg, rt, trigger, target)
     quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
     shadow = shadow_subset(cfg)
+    report_skipped(run, shadow, task.train, task.test)
     t = time.perf_counter()
     clean_probe = task.fit(clean)
     ref_images, ref_info = select_references(clean, task, cfg.n_refs, cfg.ref_indices, clean_probe)

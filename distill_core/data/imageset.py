@@ -44,12 +44,17 @@ class ImageSet:
 
     def class_index(self, target: str | int) -> int:
         """A class given by index or by name (case-insensitive) -> its index."""
-        if isinstance(target, int) or str(target).isdigit():
-            i = int(target)
-            if not 0 <= i < len(self.classes):
-                raise ValueError(f"class {i} does not exist: {self.name} has classes 0..{len(self.classes) - 1}")
-            return i
-        names = [c.lower() for c in self.classes]
-        if str(target).lower() not in names:
-            raise ValueError(f"class '{target}' does not exist in {self.name}; classes: {', '.join(self.classes)}")
-        return names.index(str(target).lower())
+        return class_index(self.classes, target, self.name)
+
+
+def class_index(classes: list[str], target: str | int, where: str = "the dataset") -> int:
+    """Index of class `target` (an index, or a name in any case) among `classes`; ValueError if none."""
+    if isinstance(target, int) or str(target).isdecimal():  # isdigit() also takes "²", which int() refuses
+        i = int(target)
+        if not 0 <= i < len(classes):
+            raise ValueError(f"class {i} does not exist: {where} has classes 0..{len(classes) - 1}")
+        return i
+    names = [c.lower() for c in classes]
+    if str(target).lower() not in names:
+        raise ValueError(f"class {target!r} does not exist in {where}; classes: {', '.join(classes)}")
+    return names.index(str(target).lower())

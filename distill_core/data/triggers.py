@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .datasets import DataError, pil_to_uint8
+from .datasets import DataError, open_image, pil_to_uint8
 
 
 @dataclass
@@ -66,20 +65,26 @@ class Trigger:
 
 
 def load_npz(path: Path | str, size: int | None = None) -> Trigger:
+    name = Path(path).name
     try:
-        with np.load(path) as f:
+        with np.load(path) as f:  # allow_pickle stays False: an object array is refused, never unpickled
             t, tm = np.asarray(f["t"], dtype=np.float64), np.asarray(f["tm"], dtype=np.float64)
-    except (OSError, KeyError, ValueError) as e:
-        raise DataError(f"{Path(path).name} is not a trigger file with arrays 't' and 'tm' ({e}).") from e
+    except (OSError, KeyError, ValueError, EOFError) as e:
+        raise DataError(f"{name} is not a trigger file with arrays 't' and 'tm' ({e.__class__.__name__}).") from None
     t, tm = (a[0] if a.ndim == 4 else a for a in (t, tm))  # drop BadEncoder's list axis
     t, tm = (a[..., None] if a.ndim == 2 else a for a in (t, tm))
+    if t.ndim != 3 or t.shape != tm.shape or t.shape[-1] not in (1, 3) or min(t.shape) < 1:
+        raise DataError(f"{name}: 't' and 'tm' must both be H x W x 3 images, not {t.shape} and {tm.shape}.")
+    if not (np.isfinite(t).all() and np.isfinite(tm).all()):
+        raise DataError(f"{name}: the trigger holds NaN or infinite values.")
     mask = torch.from_numpy(1 - tm).float().mean(-1, keepdim=True).permute(2, 0, 1).clamp(0, 1)
     scale = 255.0 if t.max() > 1.0 else 1.0
     pat = torch.from_numpy(t / scale).float().permute(2, 0, 1).expand(3, -1, -1)
     pattern = torch.where(mask > 0, pat / mask.clamp_min(1e-6), torch.zeros_like(pat)).clamp(0, 1)
     trig = Trigger(pattern.contiguous(), mask, Path(path).stem)
-    if size is not None and trig.size != size:
-        raise DataError(f"trigger file {Path(path).name} is {trig.size} px but the images are {size} px.")
+    if size is not None and tuple(mask.shape[-2:]) != (size, size):
+        raise DataError(f"trigger file {name} is {mask.shape[-2]}x{mask.shape[-1]} px but the images are "
+                        f"{size}x{size} px.")
     return trig
 
 
@@ -98,7 +103,7 @@ def _place(size: int, patch: int, pos: str) -> tuple[int, int]:
     try:
         r, c = (int(v) for v in pos.split("-"))
     except ValueError:
-        raise DataError(f"trigger position '{pos}' is not one of br, bl, tr, tl, center or ROW-COL.") from None
+        raise DataError(f"trigger position {pos!r} is not one of br, bl, tr, tl, center or ROW-COL.") from None
     if not (0 <= r <= size - patch and 0 <= c <= size - patch):
         raise DataError(f"a {patch}-pixel trigger at row {r}, column {c} does not fit in {size} pixels.")
     return r, c
@@ -129,26 +134,24 @@ def _noise(size, k, pos, seed, **_):
 
 
 def _blend(size, k, pos, seed, alpha=0.2, **_):
-    if not 0 < alpha <= 1:
-        raise DataError(f"blend alpha must be in (0, 1], not {alpha}.")
     pattern = torch.rand(3, size, size, generator=torch.Generator().manual_seed(seed))
     return Trigger(pattern, torch.full((1, size, size), float(alpha)), "blend")
 
 
 def _image(size, k, pos, seed, path="", **_):
-    try:
-        with Image.open(Path(path).expanduser()) as img:
-            img.load()
-            alpha = img.getchannel("A") if img.mode in ("RGBA", "LA", "PA") else None
-            rgb = pil_to_uint8(img, k).float() / 255
-            a = pil_to_uint8(alpha, k)[:1].float() / 255 if alpha is not None else None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"trigger image '{path}' could not be read as an image ({e.__class__.__name__}).") from e
+    img = open_image(Path(path).expanduser(), path)
+    rgb = pil_to_uint8(img, k).float() / 255
+    alpha = img.getchannel("A") if img.mode in ("RGBA", "LA", "PA") else None
+    a = pil_to_uint8(alpha, k)[:1].float() / 255 if alpha is not None else None
     return patch_trigger(rgb, size, pos, a, name=Path(path).stem)
 
 
-OPTIONS = {"size": ("k", int), "pos": ("pos", str), "seed": ("seed", int), "alpha": ("alpha", float),
-           "path": ("path", str)}
+# option -> (keyword of the pattern functions, conversion, valid?, what a valid value is)
+OPTIONS = {"size": ("k", int, lambda v: v >= 1, "at least 1 pixel"),
+           "pos": ("pos", str, lambda v: True, ""),
+           "seed": ("seed", int, lambda v: 0 <= v < 2**32, "from 0 to 4294967295"),
+           "alpha": ("alpha", float, lambda v: 0 < v <= 1, "in (0, 1]"),
+           "path": ("path", str, lambda v: True, "")}
 TRIGGERS = {"white": _white, "checkerboard": _checkerboard, "noise": _noise, "blend": _blend, "image": _image}
 
 
@@ -162,17 +165,17 @@ def make_trigger(spec: str = "white", size: int = 32) -> Trigger:
         spec = f"image:path={spec}"
     name, _, opts = spec.partition(":")
     if name not in TRIGGERS:
-        raise DataError(f"unknown trigger '{name}': choose {', '.join(TRIGGERS)}, a .npz or an image file.")
+        raise DataError(f"unknown trigger {name!r}: choose {', '.join(TRIGGERS)}, a .npz or an image file.")
     kw = {"size": size, "k": default_patch(size), "pos": "br", "seed": 0}
     for item in filter(None, opts.split(",")):
         key, eq, value = (part.strip() for part in item.partition("="))
         if not eq or key not in OPTIONS:
-            raise DataError(f"trigger option '{item}' must be key=value with key one of {', '.join(OPTIONS)}.")
-        dest, convert = OPTIONS[key]
+            raise DataError(f"trigger option {item!r} must be key=value with key one of {', '.join(OPTIONS)}.")
+        dest, convert, valid, what = OPTIONS[key]
         try:
             kw[dest] = convert(value)
         except ValueError:
-            raise DataError(f"trigger option {key} needs a number, not '{value}'.") from None
-    if kw["k"] < 1:
-        raise DataError(f"trigger size must be at least 1 pixel, not {kw['k']}.")
+            raise DataError(f"trigger option {key} needs a number, not {value!r}.") from None
+        if not valid(kw[dest]):
+            raise DataError(f"trigger option {key} must be {what}, not {value}.")
     return TRIGGERS[name](**kw)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from ..config import DownstreamConfig, RuntimeConfig, opt, validate_common
-from ..data.datasets import default_target
+from ..config import DownstreamConfig, RuntimeConfig, check_target, check_trigger, opt, validate_common
+from ..data.datasets import default_target, report_skipped
 from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..models.checkpoint import load_encoder
@@ -29,6 +29,8 @@ class EvaluateConfig(RuntimeConfig, DownstreamConfig):
 
 def evaluate(cfg: EvaluateConfig, run: Run, cancel: CancelToken) -> dict:
     validate_common(cfg)
+    check_target(cfg.target or default_target(cfg.downstream) or "", cfg.downstream)
+    check_trigger(cfg.trigger, cfg.image_size)
     t0 = time.perf_counter()
     rt = Runtime.create(cfg.device, cfg.precision)
     path = cfg.encoder or str(DEMO_ENCODER)
@@ -37,6 +39,7 @@ def evaluate(cfg: EvaluateConfig, run: Run, cancel: CancelToken) -> dict:
     target = cfg.target or default_target(cfg.downstream)
     trigger = make_trigger(cfg.trigger, cfg.image_size) if target is not None else None
     task = Downstream(cfg, rt, trigger, target)
+    report_skipped(run, task.train, task.test)
     target_name = task.classes[task.target] if task.target is not None else None
     run({"kind": "log", "message": f"scoring {path} on {cfg.downstream} ({len(task.test)} test images, "
                                    f"target {target_name})"})

@@ -11,9 +11,15 @@ Foreign `.pt/.pth/.tar` files load only through `torch.load(weights_only=True)`:
 run code or build arbitrary objects is refused, never executed. Their key layout is recognised by the
 `LAYOUTS` registry; BadEncoder's published SimCLR encoders (`f.f.N...` backbone, `g.N...` head) map onto
 ours by renaming prefixes, because our modules carry torchvision's names.
+
+Nothing in a checkpoint is trusted: the sidecar's every field is checked (`SIDECAR`) and must agree with the
+tensors before any module is built from it, other architectures are named (`FOREIGN`), and NaN or infinite
+weights are refused, each with one sentence naming the file and the problem.
 """
 from __future__ import annotations
 
+import json
+import math
 import pickle
 from pathlib import Path
 from typing import Callable
@@ -22,8 +28,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..runs.store import read_json, write_json
-from .resnet import CIFAR10_MEAN, CIFAR10_STD, ProjectionHead, ResNetEncoder
+from ..runs.store import write_json
+from .resnet import CIFAR10_MEAN, CIFAR10_STD, MAX_WIDTH, ProjectionHead, ResNetEncoder, stage_channels
 
 FORMAT = "distill_core.encoder/1"
 ARCH = "cifar_resnet18"
@@ -85,14 +91,38 @@ LAYOUTS: dict[str, tuple[Callable[[set], bool], Callable[[dict], dict]]] = {
 }
 
 
+def _kernel(v: torch.Tensor) -> tuple:
+    return tuple(v.shape[2:]) if v.ndim == 4 else ()
+
+
+# other encoders' state dicts, named so a refusal says what the file holds (a CIFAR ResNet-18 has only
+# 3x3 and 1x1 convolutions in basic blocks of two)
+FOREIGN: dict[str, Callable[[dict], bool]] = {
+    "a Vision Transformer": lambda sd: any(k.split(".")[-1] in ("cls_token", "class_token", "pos_embed")
+                                           or ".attn." in k or "self_attention" in k for k in sd),
+    "a ResNet with bottleneck blocks (ResNet-50 or deeper)": lambda sd: any(k.endswith("conv3.weight") for k in sd),
+    "an ImageNet-style network (7x7 first convolution)": lambda sd: any(_kernel(v) == (7, 7) for v in sd.values()),
+}
+
+
 def to_our_layout(sd: dict, source: str = "checkpoint") -> tuple[dict, str]:
     if sd and all(k.startswith("module.") for k in sd):  # a DataParallel wrapper around any layout
         sd = {k[len("module."):]: v for k, v in sd.items()}
+    for family, matches in FOREIGN.items():
+        if matches(sd):
+            raise CheckpointError(f"{source} holds {family}; the lab builds CIFAR ResNet-18 encoders only.")
     for name, (matches, convert) in LAYOUTS.items():
         if matches(set(sd)):
             return convert(sd), name
     raise CheckpointError(f"{source} does not look like a CIFAR ResNet-18 encoder: none of its "
                           f"{len(sd)} tensor names match a known layout (first: {next(iter(sd), 'none')}).")
+
+
+def _read_safetensors(path: Path) -> dict:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path.name} is not a readable safetensors file ({e}).") from e
 
 
 def _read_foreign(path: Path) -> dict:
@@ -116,39 +146,102 @@ def _read_foreign(path: Path) -> dict:
 
 
 def _infer_sidecar(sd: dict, layout: str) -> dict:
-    width = sd["conv1.weight"].shape[0] / 64
+    """The sidecar a file without one would have: the width read off the stem, our defaults for the rest."""
     head = sd.get("head.net.3.weight")
-    return {"format": FORMAT, "arch": ARCH, "width": width, "input_size": 32,
+    return {"format": FORMAT, "arch": ARCH, "width": sd["conv1.weight"].shape[0] / 64, "input_size": 32,
             "feature_dim": sd["layer4.1.conv2.weight"].shape[0] if "layer4.1.conv2.weight" in sd else None,
             "normalization": {"mean": list(CIFAR10_MEAN), "std": list(CIFAR10_STD)},
-            "head_dim": head.shape[0] if head is not None else None,
+            "head_dim": head.shape[0] if head is not None and head.ndim == 2 else None,
             "provenance": {"imported_from": layout}}
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)  # 128.0 would reach nn.Linear and fail there
+
+
+def _triple(v, positive: bool = False) -> bool:
+    return isinstance(v, list) and len(v) == 3 and all(_number(x) and (x > 0 or not positive) for x in v)
+
+
+# sidecar key -> (required, valid?, what a valid value is); checked before any module is built from them
+SIDECAR: dict[str, tuple[bool, Callable[[object], bool], str]] = {
+    "arch": (False, lambda v: v == ARCH, f"'{ARCH}', the only architecture the lab builds"),
+    "width": (True, lambda v: _number(v) and 0 < v <= MAX_WIDTH, f"a width multiplier in (0, {MAX_WIDTH:g}]"),
+    "input_size": (False, lambda v: _whole(v) and 8 <= v <= 512, "a whole number of pixels from 8 to 512"),
+    "normalization": (False, lambda v: v is None or (isinstance(v, dict) and _triple(v.get("mean"))
+                                                     and _triple(v.get("std"), positive=True)),
+                      "null or {\"mean\": [3 numbers], \"std\": [3 positive numbers]}"),
+    "head_dim": (False, lambda v: v is None or (_whole(v) and v >= 1), "null or a whole number of at least 1"),
+}
+
+
+def _check_fields(meta, source: str) -> None:
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{source} is not a JSON object of encoder facts.")
+    for key, (required, valid, what) in SIDECAR.items():
+        if key not in meta:
+            if required:
+                raise CheckpointError(f"{source} lacks '{key}' ({what}).")
+        elif not valid(meta[key]):
+            raise CheckpointError(f"{source} says {key} = {json.dumps(meta[key])[:60]}; it must be {what}.")
+
+
+def read_sidecar(weights: Path | str) -> dict:
+    """The checked sidecar of `weights` (CheckpointError if it is missing, not JSON or its facts are wrong)."""
+    weights = Path(weights)
+    side = sidecar_path(weights)
+    source = f"{side.name}, the sidecar of {weights.name},"
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CheckpointError(f"{source} could not be read ({e.strerror or e.__class__.__name__}).") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        where = f" (line {e.lineno}: {e.msg})" if isinstance(e, json.JSONDecodeError) else ""
+        raise CheckpointError(f"{source} is not valid JSON{where}.") from None
+    _check_fields(meta, source)
+    return meta
+
+
+def _check_agrees(meta: dict, sd: dict, source: str) -> None:
+    """The sidecar's width and head size must be the tensors', so a lying sidecar never builds a module."""
+    want, have = stage_channels(meta["width"])[0], sd["conv1.weight"].shape[0]
+    if have != want:
+        raise CheckpointError(f"{source} says width {meta['width']:g} ({want} channels in the first layer), but "
+                              f"the weights have {have}: it does not describe these weights.")
+    head = sd.get("head.net.3.weight")
+    if meta.get("head_dim") and head is not None and (head.ndim != 2 or head.shape[0] != meta["head_dim"]):
+        raise CheckpointError(f"{source} says head_dim {meta['head_dim']}, but the head's last layer has shape "
+                              f"{tuple(head.shape)}: it does not describe these weights.")
+
+
 def read_checkpoint(path: Path | str) -> tuple[dict, dict]:
-    """(state dict in our layout, sidecar) from a `.safetensors` (with sidecar) or a foreign torch file."""
+    """(state dict in our layout, sidecar) from a `.safetensors` (with sidecar) or a foreign torch file;
+    the sidecar is checked and agrees with the tensors (CheckpointError with the reason otherwise)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}.")
-    if path.suffix == ".safetensors":
-        try:
-            sd = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{path.name} is not a readable safetensors file ({e}).") from e
-        sd, layout = to_our_layout(sd, path.name)
-        side = sidecar_path(path)
-        meta = read_json(side) if side.is_file() else _infer_sidecar(sd, layout)
-        return sd, meta
-    sd, layout = to_our_layout(_read_foreign(path), path.name)
-    return sd, _infer_sidecar(sd, layout)
+    ours = path.suffix == ".safetensors"
+    sd, layout = to_our_layout(_read_safetensors(path) if ours else _read_foreign(path), path.name)
+    stem = sd["conv1.weight"]
+    if stem.ndim != 4:
+        raise CheckpointError(f"{path.name}: tensor 'conv1.weight' has shape {tuple(stem.shape)}, not a convolution's.")
+    if ours and sidecar_path(path).is_file():
+        meta, source = read_sidecar(path), f"{sidecar_path(path).name}, the sidecar of {path.name},"
+    else:
+        meta, source = _infer_sidecar(sd, layout), f"{path.name}, read off its tensors,"
+        _check_fields(meta, source)
+    _check_agrees(meta, sd, source)
+    return sd, meta
 
 
 def load_encoder(path: Path | str, with_head: bool = False):
     """Rebuild the encoder (and head, if saved and asked for) on the CPU; returns (encoder, head, sidecar)."""
     sd, meta = read_checkpoint(path)
     name = Path(path).name
-    if meta.get("arch", ARCH) != ARCH:
-        raise CheckpointError(f"{name} is a '{meta.get('arch')}' encoder; the lab builds {ARCH} only.")
     norm = meta.get("normalization") or {"mean": CIFAR10_MEAN, "std": CIFAR10_STD}
     encoder = ResNetEncoder(width=meta["width"], input_size=meta.get("input_size", 32),
                             mean=tuple(norm["mean"]), std=tuple(norm["std"]))
@@ -167,7 +260,8 @@ def _load_checked(module: torch.nn.Module, sd: dict, name: str) -> None:
     unexpected = [k for k in sd if k not in expected]
     if missing or unexpected:
         what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(f"{name} does not match the architecture its sidecar describes: {what}.")
+        raise CheckpointError(f"{name} is not a CIFAR ResNet-18 encoder as the lab builds it: tensor names "
+                              f"differ ({what}).")
     for k, v in sd.items():
         if v.shape != expected[k].shape:
             raise CheckpointError(f"{name}: tensor '{k}' has shape {tuple(v.shape)}, "

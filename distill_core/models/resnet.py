@@ -16,6 +16,12 @@ from torch import nn
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # BadEncoder's CIFAR-10 normalisation
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 STAGES = ("layer1", "layer2", "layer3", "layer4")
+MAX_WIDTH = 4.0  # 2048 channels in layer4, ~180 M parameters (~700 MB): past any checkpoint the lab takes in
+
+
+def stage_channels(width: float) -> tuple[int, ...]:
+    """Channels of layer1..4 at width multiplier `width` (64, 128, 256, 512 at 1.0; the stem has layer1's)."""
+    return tuple(max(4, int(round(c * width))) for c in (64, 128, 256, 512))
 
 
 class BasicBlock(nn.Module):
@@ -48,8 +54,8 @@ class ResNetEncoder(nn.Module):
                  mean: tuple = CIFAR10_MEAN, std: tuple = CIFAR10_STD, blocks: tuple = (2, 2, 2, 2)):
         super().__init__()
         self.width, self.input_size = float(width), int(input_size)
-        chans = [max(4, int(round(c * width))) for c in (64, 128, 256, 512)]
-        self.stage_channels = tuple(chans)
+        chans = stage_channels(width)
+        self.stage_channels = chans
         self.feature_dim = chans[-1]
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)

@@ -11,18 +11,18 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..config import DownstreamConfig, RuntimeConfig, check, opt, validate_common
+from ..config import DownstreamConfig, RuntimeConfig, check, check_dataset, opt, validate_common
 from ..data.augment import SimCLRAugment
-from ..data.datasets import load_dataset
+from ..data.datasets import load_dataset, report_skipped
 from ..device import Runtime
 from ..evaluate.downstream import Downstream
 from ..evaluate.features import extract_features
 from ..evaluate.metrics import accuracy, knn_predict
 from ..models.checkpoint import save_encoder
-from ..models.resnet import ProjectionHead, cifar_resnet18
+from ..models.resnet import MAX_WIDTH, ProjectionHead, cifar_resnet18
 from ..runs.events import CancelToken
 from ..runs.store import Run
-from ..training import epoch_batches
+from ..training import Meter, epoch_batches
 from .simclr import SimCLRTrainer
 
 
@@ -44,13 +44,20 @@ class PretrainConfig(RuntimeConfig, DownstreamConfig):
 
 
 def validate(cfg: PretrainConfig) -> None:
+    """Refuse a bad setting before any work, naming its field."""
     validate_common(cfg)
+    check_dataset(cfg.data, "data")
     check(cfg.epochs >= 1, "epochs", f"must be at least 1, not {cfg.epochs}")
     check(cfg.batch_size >= 2, "batch_size", f"must be at least 2, not {cfg.batch_size}")
-    check(cfg.width > 0, "width", f"must be positive, not {cfg.width}")
+    check(0 < cfg.width <= MAX_WIDTH, "width", f"must be in (0, {MAX_WIDTH:g}], not {cfg.width}")
     check(0 < cfg.crop_scale <= 1, "crop_scale", f"must be in (0, 1], not {cfg.crop_scale}")
     check(cfg.lr > 0, "lr", f"must be positive, not {cfg.lr}")
-    check(cfg.n_train >= 0, "n_train", "cannot be negative")
+    check(cfg.weight_decay >= 0, "weight_decay", "cannot be negative")
+    check(cfg.temperature > 0, "temperature", f"must be positive, not {cfg.temperature}")
+    check(cfg.head_dim >= 1, "head_dim", f"must be at least 1, not {cfg.head_dim}")
+    for name in ("n_train", "knn_every", "save_every"):
+        check(getattr(cfg, name) >= 0, name, "cannot be negative")
+    check(cfg.log_every >= 1, "log_every", f"must be at least 1, not {cfg.log_every}")
 
 
 def pretrain(cfg: PretrainConfig, run: Run, cancel: CancelToken) -> dict:
@@ -62,6 +69,7 @@ def pretrain(cfg: PretrainConfig, run: Run, cancel: CancelToken) -> dict:
     train = load_dataset(cfg.data, "train", n=cfg.n_train or None, **common)
     monitor_test = load_dataset(cfg.data, "test", **common)
     downstream = Downstream(cfg, rt)
+    report_skipped(run, train, monitor_test, downstream.train, downstream.test)
     check(len(train) >= cfg.batch_size, "batch_size",
           f"{cfg.batch_size} is more than the {len(train)} pre-training images")
     seconds = {"data": time.perf_counter() - t0}
@@ -91,16 +99,15 @@ def pretrain(cfg: PretrainConfig, run: Run, cancel: CancelToken) -> dict:
     t = time.perf_counter()
     try:
         for epoch in range(1, cfg.epochs + 1):
-            loss_sum = torch.zeros((), device=rt.device)
+            meter = Meter()
             for idx in epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch):
                 cancel.check()
                 loss = trainer.step(images[idx])
-                loss_sum += loss
+                meter.add({"loss": loss})
                 step += 1
                 if step % cfg.log_every == 0 or step == total:
                     run({"kind": "step", "step": step, "total": total, "epoch": epoch, "loss": loss.item()})
-            event = {"kind": "epoch", "epoch": epoch, "epochs": cfg.epochs,
-                     "loss": (loss_sum / steps_per_epoch).item(),
+            event = {"kind": "epoch", "epoch": epoch, "epochs": cfg.epochs, **meter.means(),
                      "images_per_s": step * cfg.batch_size / (time.perf_counter() - t)}
             if (cfg.knn_every and epoch % cfg.knn_every == 0) or epoch == cfg.epochs:
                 knn = knn_accuracy(encoder, train, monitor_test, rt)
