@@ -13,6 +13,10 @@ if not runs:
     st.info("No runs yet: start one from the Overview, Attack or Distill page.")
     st.stop()
 
+damaged = [r for r in runs if r["status"] == "damaged"]
+if damaged:
+    st.warning(f"{len(damaged)} run folder{'s' * (len(damaged) > 1)} cannot be read and {'are' if len(damaged) > 1 else 'is'} "
+               "listed as damaged (left as found on disk):\n" + "\n".join(f"- `{r['id']}`: {r['error']}" for r in damaged))
 table = pd.DataFrame([row(r) for r in runs])
 f1, f2, f3 = st.columns([2, 2, 3])
 kinds = f1.multiselect("Kind", sorted(table["kind"].unique()), key="compare:kind")
@@ -31,7 +35,7 @@ descending = s2.toggle("Descending", True, key="compare:desc")
 shown = shown.sort_values(by, ascending=not descending, na_position="last")
 st.dataframe(shown, hide_index=True, width="stretch")
 st.caption("CA % is the accuracy of the encoder the run produced (BA for an attack); ASR % its attack success "
-           "rate. Click a column header to sort as well.")
+           "rate; the note says why a run failed, stopped or cannot be read. Click a column header to sort as well.")
 st.download_button("Export the table (CSV)", shown.to_csv(index=False), "runs.csv", "text/csv")
 
 st.subheader("Clean → poisoned → purified")

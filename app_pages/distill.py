@@ -13,8 +13,8 @@ from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
 from distill_core.runs.store import load_run
 from distill_core.runs.table import ROLES, attack_runs, describe
-from distill_core.tasks import make_config
-from webui.jobs import current, live, manager, start
+from distill_core.tasks import RESUMABLE, make_config
+from webui.jobs import current, live, manager, resume, start
 from webui.widgets import figure_cards, gallery, number, upload_checkpoint
 
 RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts
@@ -82,6 +82,18 @@ with s5:
 job = current("distill")
 if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):
     job = start("distill", "distill", {**picks, **overrides, "encoder": encoder})
+
+stopped = [r for r in manager().store.list()
+           if r["kind"] == "distill" and r["status"] in RESUMABLE and not r.get("parent")]
+if stopped:
+    with st.expander(f"Resume a stopped distillation ({len(stopped)})"):
+        label = {r["path"]: f"{r['status']}: {r['config'].get('teacher')} / {r['config'].get('student')} / "
+                            f"{r['config'].get('loss')} · {describe(r)}" for r in stopped}
+        pick = st.selectbox("Stopped run", list(label), format_func=label.get, key="distill:resume")
+        st.caption("It carries on from its last checkpoint (kept at an epoch's end) to the result an uninterrupted "
+                   "run reaches.")
+        if st.button("Resume", key="distill:resume-button", disabled=bool(job and job.active)):
+            job = resume("distill", pick) or job
 if job is not None:
     st.subheader("Training")
     live(job)

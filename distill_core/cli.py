@@ -1,4 +1,5 @@
-"""`python -m distill_core TASK [--preset P] [--out DIR] [--FIELD VALUE ...]`
+"""`python -m distill_core TASK [--preset P] [--out DIR] [--FIELD VALUE ...]`, or
+`python -m distill_core resume RUN_DIR` to carry an interrupted or cancelled distillation on.
 
 Every config field of a task is a flag (`--epochs 5`, `--width 0.5`, `--device cpu`); the preset fills
 what flags leave out, the reference defaults fill the rest. Progress goes to stderr; the last line of
@@ -15,7 +16,7 @@ from dataclasses import MISSING, fields
 from .data.datasets import describe_datasets
 from .presets import PRESETS
 from .runs.events import Cancelled, Event
-from .tasks import TASKS, TaskFailed, make_config, run_task
+from .tasks import TASKS, TaskFailed, make_config, resume_task, run_task
 
 
 FLAG_TYPES = {"int": int, "float": float, "bool": bool, "str": str}  # annotations are strings here
@@ -48,6 +49,9 @@ def build_parser(variants: dict[str, str] | None = None) -> argparse.ArgumentPar
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         add_config_flags(p, task.config_for((variants or {}).get(task.variant)))
     sub.add_parser("datasets", help="list the datasets the lab can load")
+    p = sub.add_parser("resume", help="carry an interrupted or cancelled distillation on from its last checkpoint")
+    p.add_argument("run", help="the run's folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -100,15 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         for name, text in describe_datasets().items():
             print(f"{name:12s} {text}")
         return 0
-    task = TASKS[args.command]
-    config = task.config_for(getattr(args, task.variant, None) if task.variant else None)
-    overrides = {f.name: getattr(args, f.name) for f in fields(config)
-                 if f.name not in RESERVED and getattr(args, f.name, None) is not None}
     progress = Progress(args.quiet)
     try:
-        cfg = make_config(args.command, None if args.preset == "none" else args.preset, overrides)
-        command = " ".join(["python -m distill_core", *argv])
-        _, summary = run_task(args.command, cfg, out=args.out, on_event=progress, command=command)
+        if args.command == "resume":
+            _, summary = resume_task(args.run, on_event=progress)
+        else:
+            task = TASKS[args.command]
+            config = task.config_for(getattr(args, task.variant, None) if task.variant else None)
+            overrides = {f.name: getattr(args, f.name) for f in fields(config)
+                         if f.name not in RESERVED and getattr(args, f.name, None) is not None}
+            cfg = make_config(args.command, None if args.preset == "none" else args.preset, overrides)
+            command = " ".join(["python -m distill_core", *argv])
+            _, summary = run_task(args.command, cfg, out=args.out, on_event=progress, command=command)
     except TaskFailed as e:
         progress.close()
         cause = e.__cause__

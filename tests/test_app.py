@@ -1,4 +1,5 @@
 """Every page of the app renders, and tiny jobs started from the pages run to their results (AppTest)."""
+import json
 import time
 
 from streamlit.testing.v1 import AppTest
@@ -130,3 +131,32 @@ def test_a_second_tab_queues_behind_the_first_and_sees_its_place():
     for at in (second, first):
         next(b for b in at.button if b.label == "Cancel").click().run()
     assert wait_until_ended(second, timeout=60) == "Cancelled." and wait_until_ended(first, timeout=60) == "Cancelled."
+
+
+def test_compare_shows_damaged_runs_and_distill_resumes_an_interrupted_one():
+    from dataclasses import asdict
+
+    from distill_core.presets import DEMO_ENCODER
+    from distill_core.runs.store import this_process, write_json
+    from distill_core.tasks import make_config
+    root = RunStore().root
+    damaged = root / "19990101-000000-evaluate-feed01"
+    damaged.mkdir(parents=True)
+    (damaged / "config.json").write_text('{"kind": "evaluate", "sta')
+    stopped = root / "19990101-000001-distill-feed02"  # a distillation whose server died while it ran
+    cfg = make_config("distill", "demo", {"encoder": str(DEMO_ENCODER), "epochs": 2, "teacher_epochs": 1,
+                                          "warmup_epochs": 1, "n_clean": 256, "eval_every": 0})
+    write_json(stopped / "config.json", {"kind": "distill", "status": "running", "created": 0, "config": asdict(cfg),
+                                         "writer": {**this_process(), "pid": 2**22 + 1}})
+
+    at = open_app("compare")
+    assert "cannot be read" in at.warning[0].value and damaged.name in at.warning[0].value
+    table = at.dataframe[0].value.set_index("id")
+    assert table.loc[damaged.name, "status"] == "damaged" and "not valid JSON" in table.loc[damaged.name, "note"]
+    assert table.loc[stopped.name, "status"] == "interrupted"
+
+    at.switch_page(PAGES["distill"]).run()
+    assert at.selectbox(key="distill:resume").value == str(stopped)
+    button(at, "Resume").click().run()
+    assert wait_until_ended(at).startswith("Done")
+    assert json.loads((stopped / "config.json").read_text())["status"] == "done"

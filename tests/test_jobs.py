@@ -7,6 +7,7 @@ import pytest
 
 from distill_core.runs.events import Cancelled
 from distill_core.runs.jobs import JobManager
+from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.store import RunStore
 
 
@@ -16,7 +17,7 @@ class Gate:
     def __init__(self):
         self.release, self.ran = {}, []
 
-    def __call__(self, task, config, out, on_event, cancel, store):
+    def __call__(self, task, config, out, on_event, cancel, store, resume=False):
         self.ran.append(config.name)
         gate = self.release.setdefault(config.name, threading.Event())
         while not gate.wait(0.01):
@@ -107,3 +108,32 @@ def test_a_real_task_runs_to_done_and_leaves_its_record(tmp_path):
     assert job.status == "done", job.error
     record = load_run(job.run_path)
     assert record["status"] == "done" and record["summary"]["ca"] == job.summary["ca"] > 0.5
+
+
+def test_cancel_stops_a_real_job_within_2_s_even_inside_an_evaluation(tmp_path):
+    from distill_core.runs.store import load_run
+    from distill_core.tasks import make_config
+    # a probe of a million epochs: scoring the suspicious encoder alone would take hours
+    cfg = make_config("distill", "demo", {"encoder": str(DEMO_ENCODER), "device": "cpu", "probe": "mlp",
+                                          "probe_epochs": 10**6, "n_downstream_train": 200, "n_downstream_test": 100})
+    jobs = JobManager(RunStore(tmp_path))
+    job = jobs.submit("distill", cfg)
+    until(lambda: any("clean images" in e.get("message", "") for e in job.events), timeout=60)  # set up; scoring
+    time.sleep(1.0)
+    t = time.time()
+    jobs.cancel(job.id)
+    jobs.wait(job.id, timeout=10)
+    assert job.status == "cancelled" and time.time() - t <= 2.0
+    assert load_run(job.run_path)["status"] == "cancelled"
+
+
+def test_a_diverging_job_fails_with_a_clear_message_and_the_next_one_runs(tmp_path):
+    from distill_core.tasks import make_config
+    tiny = {"device": "cpu", "n_train": 256, "batch_size": 64, "epochs": 2, "width": 0.125,
+            "n_downstream_train": 50, "n_downstream_test": 20}
+    jobs = JobManager(RunStore(tmp_path))
+    bad = jobs.submit("pretrain", make_config("pretrain", "demo", {**tiny, "lr": 1e30}))
+    good = jobs.submit("pretrain", make_config("pretrain", "demo", tiny))
+    jobs.wait(good.id, timeout=120)
+    assert bad.status == "failed" and bad.error.startswith("training diverged") and "learning rate" in bad.error
+    assert good.status == "done", good.error

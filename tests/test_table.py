@@ -35,7 +35,7 @@ def test_stories_keep_finished_top_level_runs_with_their_roles():
     assert "CA 97.2% · ASR 99.4%" in describe(runs[1])
 
 
-def test_store_lists_pipeline_stages_after_their_pipeline_and_skips_damaged_records(tmp_path):
+def test_store_lists_pipeline_stages_after_their_pipeline_and_damaged_records_as_such(tmp_path):
     store = RunStore(tmp_path)
     pipe = store.create("pipeline", {})
     store.create("attack", {}, pipe.file("attack")).finish("done", {"poisoned": POISONED})
@@ -44,5 +44,7 @@ def test_store_lists_pipeline_stages_after_their_pipeline_and_skips_damaged_reco
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     listed = store.list()
-    assert [(r["kind"], r.get("parent")) for r in listed] == [("pipeline", None), ("attack", pipe.id)]
-    assert listed[1]["summary"]["poisoned"] == POISONED
+    assert [(r["kind"], r["status"], r.get("parent")) for r in listed] == [
+        ("distill", "damaged", None), ("pipeline", "done", None), ("attack", "done", pipe.id)]
+    assert listed[2]["summary"]["poisoned"] == POISONED
+    assert row(listed[0])["note"].startswith("config.json is not valid JSON")

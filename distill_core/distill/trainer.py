@@ -4,6 +4,9 @@ weight x loss(student stage, teacher stage). Both views go through the student i
 yields its stage outputs; the frozen teacher sees the first view once per step (as in the authors' code,
 which however recomputes every stage with extra passes).
 
+Every `checkpoint_every` seconds the loop's whole state is kept at an epoch's end (`state.py`), so an
+interrupted or cancelled run resumes to the result an uninterrupted one reaches; a finished run drops it.
+
 Quick CA/ASR estimates every `eval_every` epochs feed live curves. `best.safetensors` keeps the student
 with the best quick CA, a criterion a real defender could apply (it needs no knowledge of the trigger);
 `encoder.safetensors` is the last one, and the one the summary scores.
@@ -19,12 +22,12 @@ from torch import nn
 
 from ..config import check
 from ..data.augment import to_float
-from ..data.datasets import default_target, load_dataset
+from ..data.datasets import default_target, load_dataset, report_skipped
 from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..evaluate.downstream import Downstream, figures
 from ..inspect.film import FILM_IMAGES, Film
-from ..models.checkpoint import load_encoder, save_encoder, sidecar_path
+from ..models.checkpoint import load_encoder, read_sidecar, save_encoder, sidecar_path
 from ..models.resnet import STAGES
 from ..runs.events import CancelToken
 from ..runs.store import Run, read_json
@@ -33,6 +36,7 @@ from ..training import Meter, epoch_batches
 from .config import DistillConfig, stage_weights, validate
 from .losses import LOSSES
 from .setup import Defence
+from .state import STATE_FILE, load_state, save_state
 from .students import STUDENTS
 from .teachers import TEACHERS, FrozenTeacher
 
@@ -52,7 +56,7 @@ def read_story(encoder: str) -> Story:
     weights = path / "encoder.safetensors" if path.is_dir() else path
     story = Story(weights)
     if sidecar_path(weights).is_file():
-        prov = read_json(sidecar_path(weights)).get("provenance") or {}
+        prov = read_sidecar(weights).get("provenance") or {}
         story.target, story.downstream = prov.get("target") or "", prov.get("downstream") or ""
         story.trigger = prov.get("trigger") or ""
     if (weights.parent / "trigger.npz").is_file():
@@ -120,6 +124,18 @@ class Distiller:
         self.rt.backward(terms["loss"], self.opt)
         return {k: v.detach() for k, v in terms.items()}
 
+    def state_dict(self) -> dict:
+        return {"student": self.student.state_dict(), "head": self.head.state_dict(),
+                "stage_loss": self.stage_loss.state_dict(), "optimizer": self.opt.state_dict(),
+                "generator": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.student.load_state_dict(state["student"])
+        self.head.load_state_dict(state["head"])
+        self.stage_loss.load_state_dict(state["stage_loss"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"])
+
     def losses(self, views: torch.Tensor) -> dict[str, torch.Tensor]:
         """Both views [2N, ...] -> the loss and its named terms: one student pass, one teacher pass."""
         n = len(views) // 2
@@ -139,6 +155,9 @@ class Distiller:
 def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     validate(cfg)
     t0 = time.perf_counter()
+    state = load_state(run.file(STATE_FILE)) if run.resumed else None
+    if run.resumed and state is None:
+        run.rewind_events(0)  # stopped before its first checkpoint: start over, cleanly
     torch.manual_seed(cfg.seed)
     rt = Runtime.create(cfg.device, cfg.precision, compile=cfg.compile)
     story = read_story(cfg.encoder)
@@ -151,6 +170,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     task = Downstream(cfg, rt, trigger, target)
     quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
     clean = clean_subset(cfg)
+    report_skipped(run, clean, task.train, task.test)
     spec = LOSSES[cfg.loss]
     weights = stage_weights(cfg, spec.weight) if spec.build else {}
     run({"kind": "log", "message": f"{len(clean)} clean images of {cfg.data}; teacher {cfg.teacher}, student "
@@ -198,16 +218,26 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
             film.save(run.file("film.npz"))
         return figs
 
-    if film is not None:  # the first frame: the suspicious encoder, before any defence (epoch -1)
-        film.record(-1, suspicious, quick.fit(suspicious))
-    if quick:
-        curves.append({"epoch": 0, **evaluate(0)})
-        run({"kind": "epoch", "phase": "distill", "epochs": cfg.epochs, **curves[-1]})  # the starting point
     steps_per_epoch = len(clean) // cfg.batch_size
     total, step, epoch = steps_per_epoch * cfg.epochs, 0, 0
+    if state is not None:  # the setup above is rebuilt from the seed; the loop carries on where it stopped
+        distiller.load_state_dict(state["distiller"])
+        torch.set_rng_state(state["rng"])
+        epoch, step, best, curves = state["epoch"], state["step"], state["best"], state["curves"]
+        if film is not None:
+            film.load_state_dict(state["film"])
+        run.rewind_events(state["events_offset"])
+        run({"kind": "log", "message": f"resumed after epoch {epoch} of {cfg.epochs}"})
+    else:
+        if film is not None:  # the first frame: the suspicious encoder, before any defence (epoch -1)
+            film.record(-1, suspicious, quick.fit(suspicious))
+        if quick:
+            curves.append({"epoch": 0, **evaluate(0)})
+            run({"kind": "epoch", "phase": "distill", "epochs": cfg.epochs, **curves[-1]})  # the starting point
+    saved = time.perf_counter()
     t = time.perf_counter()
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(epoch + 1, cfg.epochs + 1):
             meter = Meter()
             for idx in epoch_batches(len(clean), cfg.batch_size, cfg.seed, epoch):
                 cancel.check()
@@ -225,6 +255,12 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
                     best = {"epoch": epoch, "ca": event["ca"]}
                     save("best.safetensors", epoch)
             run(event)
+            if epoch < cfg.epochs and time.perf_counter() - saved >= cfg.checkpoint_every:
+                save_state(run.file(STATE_FILE), {
+                    "epoch": epoch, "step": step, "best": best, "curves": curves, "rng": torch.get_rng_state(),
+                    "distiller": distiller.state_dict(), "film": film and film.state_dict(),
+                    "events_offset": run.events_offset()})
+                saved = time.perf_counter()
     finally:
         seconds["distill"] = time.perf_counter() - t
         save("encoder.safetensors", epoch)  # the last weights survive a cancel or a crash
@@ -248,4 +284,5 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
                     "gallery": task.gallery(poisoned=poisoned_score, distilled=distilled),
                     "best": best if quick else None, "curves": curves,
                     "encoder": str(run.file("encoder.safetensors")), "seconds": seconds})
+    run.file(STATE_FILE).unlink(missing_ok=True)  # finished: nothing left to resume
     return summary

@@ -7,6 +7,7 @@ import torch
 
 from ..data.augment import to_float
 from ..device import Runtime
+from ..runs.events import cancel_point
 
 
 @torch.inference_mode()
@@ -17,6 +18,7 @@ def extract_features(encoder: torch.nn.Module, images: torch.Tensor, runtime: Ru
     encoder.eval()
     out = []
     for chunk in images.split(batch_size):
+        cancel_point()
         x = to_float(chunk.to(runtime.device, non_blocking=True))
         if transform is not None:
             x = transform(x)

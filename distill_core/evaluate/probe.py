@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runs.events import cancel_point
+
 
 @dataclass
 class ProbeConfig:
@@ -82,6 +84,7 @@ def _fit_lbfgs(net: nn.Linear, x, y, cfg: ProbeConfig) -> None:
                             tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
 
     def closure():
+        cancel_point()
         opt.zero_grad()
         loss = F.cross_entropy(net(x), y) + cfg.l2 * net.weight.pow(2).sum()
         loss.backward()
@@ -97,6 +100,7 @@ def _fit_adam(net: nn.Module, x, y, cfg: ProbeConfig) -> None:
     for _ in range(cfg.epochs):
         order = torch.randperm(len(x), device=x.device, generator=gen)
         for idx in order.split(cfg.batch_size):
+            cancel_point()
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(net(x[idx]), y[idx]).backward()
             opt.step()

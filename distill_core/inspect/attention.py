@@ -10,6 +10,7 @@ from ..config import DownstreamConfig
 from ..data.augment import to_float
 from ..device import Runtime
 from ..evaluate.downstream import Downstream
+from ..runs.events import cancel_point
 from .attribution import ProbeLogits, SimilarityToReference, attribute
 from .figures import trigger_share
 from .story import Story
@@ -48,7 +49,11 @@ def attention(story: Story, encoders: dict, x: torch.Tensor, method: str, stage:
         else:
             model, target = probe_model, task.target if quantity == "target" else found["predicted"]
         targets = target.split(batch_size) if torch.is_tensor(target) else [target] * len(x.split(batch_size))
-        maps = torch.cat([attribute(method, model, chunk, t, stage) for chunk, t in zip(x.split(batch_size), targets)])
+        maps = []
+        for chunk, t in zip(x.split(batch_size), targets):
+            cancel_point()
+            maps.append(attribute(method, model, chunk, t, stage))
+        maps = torch.cat(maps)
         with torch.no_grad():
             found["similarity"] = similarity_model(x).flatten()
         found.update(maps=maps, share=trigger_share(maps, mask))

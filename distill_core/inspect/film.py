@@ -40,6 +40,12 @@ class Film:
             encoder.train(was_training)
         self.epochs.append(epoch)
 
+    def state_dict(self) -> dict:
+        return {"epochs": self.epochs, "frames": torch.stack(self.frames), "predicted": torch.stack(self.predicted)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epochs, self.frames, self.predicted = list(state["epochs"]), list(state["frames"]), list(state["predicted"])
+
     def save(self, path: Path | str) -> None:
         """Atomically, so a page playing the film during training never reads half a file."""
         path = Path(path)

@@ -32,6 +32,7 @@ class Job:
     label: str
     device: str
     run_path: Path
+    resume: bool = False            # carry on the run at run_path instead of starting one
     status: str = "queued"          # queued -> running -> done | failed | cancelled
     submitted: float = field(default_factory=time.time)
     started: float | None = None
@@ -52,8 +53,10 @@ class Job:
 Runner = Callable[..., tuple[Path, dict]]
 
 
-def _run_task(task, config, out, on_event, cancel, store) -> tuple[Path, dict]:
-    from ..tasks import run_task  # tasks imports every engine module; keep this one light to import
+def _run_task(task, config, out, on_event, cancel, store, resume=False) -> tuple[Path, dict]:
+    from ..tasks import resume_task, run_task  # tasks imports every engine module; keep this one light to import
+    if resume:
+        return resume_task(out, on_event=on_event, cancel=cancel)
     return run_task(task, config, out=out, on_event=on_event, cancel=cancel, store=store)
 
 
@@ -70,13 +73,25 @@ class JobManager:
         self._running: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self.interrupted = self.store.mark_interrupted()
 
     def submit(self, task: str, config, owner: str = "", label: str = "") -> Job:
         """Queue `task` with `config`; it starts as soon as its device has a free slot."""
+        return self._queue(task, config, owner, label, self.store.root / new_run_id(task))
+
+    def resume(self, run_path: Path | str, owner: str = "", label: str = "") -> Job:
+        """Queue an interrupted or cancelled run to carry on from its last checkpoint (ValueError if it cannot)."""
+        from ..tasks import resumable
+        run_path = Path(run_path)
+        if any(j.active and j.run_path == run_path for j in self._jobs.values()):
+            raise ValueError(f"{run_path.name} is already queued or running.")
+        task, config = resumable(run_path)
+        return self._queue(task, config, owner, label, run_path, resume=True)
+
+    def _queue(self, task: str, config, owner: str, label: str, run_path: Path, resume: bool = False) -> Job:
         device = resolve_device(getattr(config, "device", "auto")).type
-        run_id = new_run_id(task)
-        job = Job(f"job-{next(self._ids)}-{run_id}", task, config, owner, label or task, device,
-                  self.store.root / run_id)
+        job = Job(f"job-{next(self._ids)}-{run_path.name}", task, config, owner, label or task, device, run_path,
+                  resume=resume)
         with self._lock:
             self._jobs[job.id] = job
             self._queues.setdefault(device, deque()).append(job)
@@ -128,7 +143,7 @@ class JobManager:
     def _work(self, job: Job) -> None:
         try:
             _, job.summary = self._runner(job.task, job.config, job.run_path, job.record, job.cancel_token,
-                                          self.store)
+                                          self.store, resume=job.resume)
             job.status = "done"
         except Cancelled:
             job.status, job.error = "cancelled", "cancelled by the user"

@@ -37,6 +37,7 @@ def row(run: dict) -> dict:
         "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.get("created", 0))),
         "seconds": round((s.get("seconds") or {}).get("total", 0)) or None,
         "part of": run.get("parent", ""),
+        "note": run.get("error") or "",
     }
 
 
