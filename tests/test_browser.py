@@ -5,57 +5,27 @@ element appears and that the result cards show numbers, and saves a screenshot o
 $DISTILL_SCREENSHOTS (default: the test's temporary folder).
 """
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from browser import card_values, no_errors, run_to_done, set_number, settle, visit
+from conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium, streamlit_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium is not installed (.ci/run installs it)")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port, runs = free_port(), tmp_path_factory.mktemp("runs")
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env={**os.environ, "DISTILL_RUNS": str(runs)}, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with streamlit_server(tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("log") / "streamlit.log") as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(server):
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         yield browser.new_page(viewport={"width": 1400, "height": 2400})
         browser.close()
 
@@ -65,41 +35,6 @@ def shots(tmp_path_factory) -> Path:
     folder = Path(os.environ.get("DISTILL_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def visit(page, url: str, title: str) -> None:
-    page.goto(url)
-    page.get_by_role("heading", name=title).wait_for(timeout=60_000)
-    settle(page)
-
-
-def settle(page) -> None:
-    """Wait until Streamlit has finished the current script run."""
-    page.wait_for_timeout(500)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
-
-
-def no_errors(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
-    errors = page.locator('[data-testid="stAlertContentError"]')
-    assert errors.count() == 0, errors.first.inner_text()
-
-
-def set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    settle(page)
-
-
-def run_to_done(page, button: str, timeout_s: float = 300) -> None:
-    page.get_by_role("button", name=button).click()
-    page.get_by_text("Done in").wait_for(timeout=timeout_s * 1000)
-    settle(page)
-
-
-def card_values(page) -> list[str]:
-    return page.locator('[data-testid="stMetricValue"]').all_inner_texts()
 
 
 def test_every_page_and_a_tiny_story_in_a_real_browser(server, page, shots):
