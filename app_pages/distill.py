@@ -1,6 +1,7 @@
 """Distill: purify a suspicious encoder by distilling it into a student on a little clean data."""
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -87,8 +88,9 @@ stopped = [r for r in manager().store.list()
            if r["kind"] == "distill" and r["status"] in RESUMABLE and not r.get("parent")]
 if stopped:
     with st.expander(f"Resume a stopped distillation ({len(stopped)})"):
-        label = {r["path"]: f"{r['status']}: {r['config'].get('teacher')} / {r['config'].get('student')} / "
-                            f"{r['config'].get('loss')} · {describe(r)}" for r in stopped}
+        label = {r["path"]: f"{r['status'].capitalize()}: {r['config'].get('teacher')} / {r['config'].get('student')} / "
+                            f"{r['config'].get('loss')}, {r['config'].get('epochs')} epochs · started "
+                            f"{time.strftime('%H:%M', time.localtime(r['created']))} ({r['id'][-4:]})" for r in stopped}
         pick = st.selectbox("Stopped run", list(label), format_func=label.get, key="distill:resume")
         st.caption("It carries on from its last checkpoint (kept at an epoch's end) to the result an uninterrupted "
                    "run reaches.")

@@ -262,7 +262,7 @@ def _read_record(path: Path):
     try:
         return read_json(path)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path.name} is not valid JSON ({e.msg} at line {e.lineno}): it was cut short or "
+        raise ValueError(f"{path.name} is not valid JSON ({e.msg}, line {e.lineno}): it was cut short or "
                          f"edited by hand") from None
     except UnicodeDecodeError:
         raise ValueError(f"{path.name} is not text") from None
