@@ -137,3 +137,22 @@ def test_a_diverging_job_fails_with_a_clear_message_and_the_next_one_runs(tmp_pa
     jobs.wait(good.id, timeout=120)
     assert bad.status == "failed" and bad.error.startswith("training diverged") and "learning rate" in bad.error
     assert good.status == "done", good.error
+
+
+def test_running_out_of_memory_fails_that_job_with_a_sentence_and_the_next_one_runs(tmp_path, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    from distill_core import tasks
+    from distill_core.tasks import make_config
+
+    def exhausted(cfg, run, cancel):  # what a CUDA allocation failure raises inside a task
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setitem(tasks.TASKS, "oom", dataclasses.replace(tasks.TASKS["evaluate"], fn=exhausted))
+    jobs = JobManager(RunStore(tmp_path))
+    cfg = make_config("evaluate", "demo", {"device": "cpu", "n_downstream_train": 300, "n_downstream_test": 200})
+    bad, good = jobs.submit("oom", cfg), jobs.submit("evaluate", cfg)
+    jobs.wait(good.id, timeout=120)
+    assert bad.status == "failed" and bad.error.startswith("the device ran out of memory: lower the batch size")
+    assert good.status == "done", good.error
