@@ -37,21 +37,19 @@ def owner() -> str:
 
 def start(key: str, task: str, overrides: dict, preset: str = "demo") -> Job | None:
     """Queue `task` (preset <- overrides) as this tab's `key` job; a bad setting is shown, not raised."""
-    try:
-        job = manager().submit(task, make_config(task, preset, overrides), owner(), key)
-    except ValueError as e:
-        st.error(f"Could not start: {e}")
-        return None
-    st.session_state[f"job:{key}"] = job.id
-    return job
+    return _queue(key, "start", lambda: manager().submit(task, make_config(task, preset, overrides), owner(), key))
 
 
 def resume(key: str, run_path: str) -> Job | None:
     """Queue a stopped run to carry on from its checkpoint as this tab's `key` job; a refusal is shown."""
+    return _queue(key, "resume", lambda: manager().resume(run_path, owner(), key))
+
+
+def _queue(key: str, verb: str, submit) -> Job | None:
     try:
-        job = manager().resume(run_path, owner(), key)
+        job = submit()
     except ValueError as e:
-        st.error(f"Could not resume: {e}")
+        st.error(f"Could not {verb}: {e}")
         return None
     st.session_state[f"job:{key}"] = job.id
     return job
