@@ -77,6 +77,7 @@ def validate(cfg: DistillConfig) -> None:
     check(cfg.temperature > 0, "temperature", f"must be positive, not {cfg.temperature}")
     check(0 < cfg.crop_scale <= 1, "crop_scale", f"must be in (0, 1], not {cfg.crop_scale}")
     check(cfg.log_every >= 1, "log_every", "must be at least 1")
+    check(cfg.checkpoint_every >= 0, "checkpoint_every", f"cannot be negative, not {cfg.checkpoint_every}")
     stage_weights(cfg, 1.0)
     check(bool(cfg.encoder), "encoder", "name the suspicious encoder: an attack run's folder or an encoder file")
     check_target(cfg.target, cfg.downstream)
