@@ -26,8 +26,8 @@ st.markdown("A **student** encoder learns from a **teacher** on a small clean su
             "never appears in the clean data, so the student has no reason to learn it.")
 
 st.subheader("Suspicious encoder")
-runs = attack_runs(manager().store.list())
-choices = {r["path"]: f"{'Demo story' if r.get('parent') else 'Attack'}: {describe(r)}" for r in runs}
+stored = manager().store.list()  # read once per page run: the picker and the stopped runs below
+choices = {r["path"]: f"{'Demo story' if r.get('parent') else 'Attack'}: {describe(r)}" for r in attack_runs(stored)}
 choices["upload"] = "Upload a checkpoint…"
 choice = st.selectbox("Encoder to purify", list(choices), format_func=choices.get, key="distill:encoder",
                       help="Finished attack runs (from the Attack page or the demo) or a checkpoint of your own.")
@@ -84,7 +84,7 @@ job = current("distill")
 if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):
     job = start("distill", "distill", {**picks, **overrides, "encoder": encoder})
 
-stopped = [r for r in manager().store.list()
+stopped = [r for r in stored
            if r["kind"] == "distill" and r["status"] in RESUMABLE and not r.get("parent")]
 if stopped:
     with st.expander(f"Resume a stopped distillation ({len(stopped)})"):
