@@ -121,3 +121,27 @@ def test_compiled_step_matches_the_eager_step():
     assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-4)
     for a, b in zip(runs[False][1].parameters(), runs[True][1].parameters()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("teacher,student", [("finetuned", "warmup"), ("pruned", "scratch")])
+def test_reused_teachers_and_students_give_the_same_distillation(suspicious, tmp_path, teacher, student):
+    """A kept SimCLR run is loaded instead of retrained, and the distillation is bit for bit the one that
+    trained everything itself; a different seed is a different key, so nothing is wrongly shared."""
+    base = dict(**TINY, encoder=suspicious, teacher=teacher, student=student, loss="at", score_before=False)
+    run_task("distill", DistillConfig(**base), out=tmp_path / "plain")
+    kept = tmp_path / "kept"
+    _, first = run_task("distill", DistillConfig(**base, reuse=str(kept)), out=tmp_path / "first")
+    files = sorted(p.name.split("-")[0] for p in kept.glob("*.safetensors"))
+    assert files == (["teacher", "warmup"] if student == "warmup" else ["teacher"])
+    events = []
+    _, second = run_task("distill", DistillConfig(**base, reuse=str(kept)), out=tmp_path / "second",
+                         on_event=events.append)
+    reused = [e["message"] for e in events if e.get("kind") == "log" and "reused" in e.get("message", "")]
+    weights = {name: load_encoder(tmp_path / name / "encoder.safetensors")[0].state_dict()
+               for name in ("plain", "first", "second")}
+    for key, value in weights["plain"].items():
+        assert torch.equal(value, weights["first"][key]) and torch.equal(value, weights["second"][key]), key
+    assert first["distilled"] == second["distilled"] and first["poisoned"] is None
+    assert len(reused) == (2 if student == "warmup" else 1)
+    run_task("distill", DistillConfig(**{**base, "seed": 1}, reuse=str(kept)), out=tmp_path / "seed1")
+    assert len(list(kept.glob("*.safetensors"))) == len(files) + len(reused)

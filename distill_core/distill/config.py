@@ -37,6 +37,10 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
     target: str = opt("", "target class for ASR (empty = the attack's)")
     eval_every: int = opt(0, "epochs between quick CA/ASR estimates for live curves (0 = none)")
     log_every: int = opt(10, "steps between step events")
+    reuse: str = opt("", "folder where fine-tuned/pruned teachers and warm-up students are kept and reused by any "
+                         "later distillation that would train the very same one (empty = always train)")
+    score_before: bool = opt(True, "also score the suspicious encoder and the teacher (a sweep scores its shared "
+                                   "stages once instead)")
     checkpoint_every: float = opt(60.0, "seconds of training between resumable checkpoints, kept at an epoch's "
                                         "end (0 = after every epoch)")
 

@@ -1,12 +1,14 @@
 """`Defence`: what teachers and students are built from — the suspicious encoder, the defender's clean
 images, the runtime — and the SimCLR fine-tuning several of them need (fine-tuned and pruned teachers,
-the warm-up student). The fine-tuned teacher is made once per run and shared (the ensemble uses it too).
+the warm-up student). The fine-tuned teacher is made once per run and shared (the ensemble uses it too);
+with `reuse` set, every such SimCLR run is kept and shared across runs too (see `prepared.py`).
 """
 from __future__ import annotations
 
 import copy
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from ..models.resnet import ProjectionHead
 from ..runs.events import CancelToken, OnEvent
 from ..ssl.simclr import SimCLRTrainer, train_simclr
 from .config import DistillConfig
+from .prepared import load_prepared, prepared_key, save_prepared
 
 
 @dataclass
@@ -46,16 +49,36 @@ class Defence:
         return SimCLRAugment(size=self.suspicious.input_size, scale=(self.cfg.crop_scale, 1.0))
 
     def simclr(self, encoder: nn.Module, head: nn.Module | None, epochs: int, phase: str):
-        """SimCLR on the clean subset; returns (encoder, head), the head a trained copy (fresh if None)."""
+        """SimCLR on the clean subset; returns (encoder, head), the head a trained copy (fresh if None).
+        With `reuse` set, the result is loaded when the very same run was kept before, else kept."""
         head = copy.deepcopy(head) if head is not None else ProjectionHead(encoder.feature_dim, self.head_dim)
         encoder, head = self.rt.module(encoder), self.rt.module(head)
-        if epochs:
-            cfg = self.cfg
-            trainer = SimCLRTrainer(encoder, head, self.rt, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                    temperature=cfg.temperature, augment=self.augment(), gen=self.generator(phase))
-            train_simclr(trainer, self.clean, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                         cancel=self.cancel, emit=self.emit, phase=phase, log_every=cfg.log_every)
+        if not epochs:
+            return encoder, head
+        modules = {"encoder": encoder, "head": head}
+        kept = self.kept_path(phase, modules, epochs)
+        if kept is not None and kept.is_file():
+            load_prepared(kept, modules)
+            self.emit({"kind": "log", "message": f"{phase}: reused {kept.name} (the same SimCLR run, kept before)"})
+            return encoder, head
+        cfg = self.cfg
+        trainer = SimCLRTrainer(encoder, head, self.rt, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                temperature=cfg.temperature, augment=self.augment(), gen=self.generator(phase))
+        train_simclr(trainer, self.clean, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                     cancel=self.cancel, emit=self.emit, phase=phase, log_every=cfg.log_every)
+        if kept is not None:
+            save_prepared(kept, modules, {"phase": phase, "epochs": epochs, "seed": cfg.seed})
         return encoder, head
+
+    def kept_path(self, phase: str, modules: dict, epochs: int) -> Path | None:
+        """Where this SimCLR run is kept under `reuse` (None: reuse is off)."""
+        if not self.cfg.reuse:
+            return None
+        cfg = self.cfg
+        settings = {"phase": phase, "epochs": epochs, "seed": cfg.seed, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+                    "temperature": cfg.temperature, "crop_scale": cfg.crop_scale, "batch_size": cfg.batch_size,
+                    "device": self.rt.device.type, "precision": self.rt.precision}
+        return Path(cfg.reuse).expanduser() / f"{phase}-{prepared_key(modules, self.clean, settings)}.safetensors"
 
     def finetuned(self) -> nn.Module:
         if self._finetuned is None:

@@ -39,11 +39,12 @@ class FrozenTeacher(nn.Module):
 
 
 class ChannelMask(nn.Module):
-    """Zeroes pruned channels of a stage's output; the mask is derived state, not saved with the weights."""
+    """Zeroes pruned channels of a stage's output. The mask is in the state dict, so a kept pruned teacher
+    (`prepared.py`) is found by it; teachers are never saved as encoders, so no checkpoint carries it."""
 
     def __init__(self, keep: torch.Tensor):
         super().__init__()
-        self.register_buffer("keep", keep.float().view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("keep", keep.float().view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.keep.to(x.dtype)

@@ -179,7 +179,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     seconds = {"setup": time.perf_counter() - t0}
 
     t = time.perf_counter()
-    poisoned_score = task.score(suspicious)
+    poisoned_score = task.score(suspicious) if cfg.score_before else None
     seconds["evaluate"] = time.perf_counter() - t
 
     defence = Defence(cfg, rt, suspicious, suspicious_head, clean.images.to(rt.device), run, cancel)
@@ -187,13 +187,14 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     teacher = FrozenTeacher(rt.module(TEACHERS[cfg.teacher].build(defence))) if spec.build else None
     seconds["teacher"] = time.perf_counter() - t
     t = time.perf_counter()
-    teacher_score = task.score(teacher.encoder) if teacher is not None else None  # what the student learns from
+    teacher_score = task.score(teacher.encoder) if teacher and cfg.score_before else None  # what the student learns from
     seconds["evaluate"] += time.perf_counter() - t
     t = time.perf_counter()
     student, head = STUDENTS[cfg.student].build(defence)
     student, head = rt.module(student), rt.module(head)
     seconds["student"] = time.perf_counter() - t
 
+    torch.manual_seed(cfg.seed)  # the same start whether teachers and students were trained, reused or scored
     distiller = Distiller(student, head, teacher, spec, weights, rt, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           temperature=cfg.temperature, augment=defence.augment(), gen=defence.generator("distill"))
 
@@ -278,10 +279,12 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
         summary["attack"] = story.attack.get("attack")
         if same_task and "clean" in story.attack:
             summary["clean"] = story.attack["clean"]  # the attack scored the clean encoder on this task
-    summary.update({"poisoned": figures(poisoned_score), "teacher_scores": teacher_score and figures(teacher_score),
-                    "distilled": figures(distilled),
-                    "per_class": {"poisoned": poisoned_score["per_class"], "distilled": distilled["per_class"]},
-                    "gallery": task.gallery(poisoned=poisoned_score, distilled=distilled),
+    before = {"poisoned": poisoned_score} if poisoned_score else {}
+    attack_scored = (story.attack or {}).get("poisoned") if same_task else None  # without score_before
+    summary.update({"poisoned": figures(poisoned_score) if poisoned_score else attack_scored,
+                    "teacher_scores": teacher_score and figures(teacher_score), "distilled": figures(distilled),
+                    "per_class": {**{k: v["per_class"] for k, v in before.items()}, "distilled": distilled["per_class"]},
+                    "gallery": task.gallery(**before, distilled=distilled),
                     "best": best if quick else None, "curves": curves,
                     "encoder": str(run.file("encoder.safetensors")), "seconds": seconds})
     run.file(STATE_FILE).unlink(missing_ok=True)  # finished: nothing left to resume
