@@ -18,6 +18,7 @@ import torch
 from .attacks import ATTACKS, AttackConfig, attack
 from .config import with_overrides
 from .distill import DistillConfig, run_distill
+from .distill.prepare import prepare
 from .evaluate.task import EvaluateConfig, evaluate
 from .inspect.task import InspectConfig, inspect_run
 from .pipeline import PipelineConfig, pipeline
@@ -51,6 +52,8 @@ TASKS: dict[str, Task] = {
                    variant="attack", variants={name: a.config for name, a in ATTACKS.items()}),
     "distill": Task(DistillConfig, run_distill, "Purify a suspicious encoder by distilling it into a student on clean data.",
                     resumable=True),
+    "prepare": Task(DistillConfig, prepare, "Build a distillation's teacher and student into its reuse folder "
+                    "(fine-tuning, pruning, warm-up) without distilling."),
     "pipeline": Task(PipelineConfig, pipeline, "The whole story: (pre-train,) attack, distill; clean, poisoned "
                      "and distilled figures side by side."),
     "evaluate": Task(EvaluateConfig, evaluate, "Score a saved encoder downstream: CA, ASR, ASR-all (and ASR-B)."),

@@ -1,6 +1,7 @@
 """The defence's parts: every teacher x student x loss runs end to end at a tiny size, and the invariants
 (frozen teacher, clean data drawn from the training split, stage weights) hold."""
 import copy
+from pathlib import Path
 import itertools
 
 import pytest
@@ -10,7 +11,8 @@ from distill_core.data.datasets import load_dataset
 from distill_core.distill import LOSSES, STUDENTS, TEACHERS, DistillConfig
 from distill_core.distill.config import stage_weights
 from distill_core.distill.teachers import FrozenTeacher
-from distill_core.distill.trainer import clean_subset, first_rows
+from distill_core.distill.setup import clean_subset
+from distill_core.distill.trainer import first_rows
 from distill_core.models.checkpoint import load_encoder, save_encoder
 from distill_core.models.resnet import cifar_resnet18
 from distill_core.tasks import make_config, run_task
@@ -145,3 +147,14 @@ def test_reused_teachers_and_students_give_the_same_distillation(suspicious, tmp
     assert len(reused) == (2 if student == "warmup" else 1)
     run_task("distill", DistillConfig(**{**base, "seed": 1}, reuse=str(kept)), out=tmp_path / "seed1")
     assert len(list(kept.glob("*.safetensors"))) == len(files) + len(reused)
+
+
+def test_prepare_keeps_what_the_distillation_then_reuses(suspicious, tmp_path):
+    base = dict(**TINY, encoder=suspicious, teacher="ensemble", student="warmup", loss="sp",
+                reuse=str(tmp_path / "kept"))
+    _, prepared = run_task("prepare", DistillConfig(**base), out=tmp_path / "prepare")
+    assert len(prepared["kept"]) == 2 and all(Path(p).is_file() for p in prepared["kept"])
+    events = []
+    run_task("distill", DistillConfig(**base), out=tmp_path / "distill", on_event=events.append)
+    phases = [e for e in events if e.get("kind") == "epoch" and e.get("phase") in ("teacher", "warmup")]
+    assert phases == [] and sum("reused" in e.get("message", "") for e in events) == 2

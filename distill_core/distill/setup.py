@@ -7,19 +7,59 @@ from __future__ import annotations
 
 import copy
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..config import check
 from ..data.augment import SimCLRAugment
+from ..data.datasets import load_dataset
 from ..device import Runtime
+from ..models.checkpoint import load_encoder, read_sidecar, sidecar_path
 from ..models.resnet import ProjectionHead
 from ..runs.events import CancelToken, OnEvent
+from ..runs.store import read_json
 from ..ssl.simclr import SimCLRTrainer, train_simclr
 from .config import DistillConfig
 from .prepared import load_prepared, prepared_key, save_prepared
+
+
+@dataclass
+class Story:
+    """What the attack left beside the suspicious encoder: its trigger, target and scores, when known."""
+    weights: Path
+    trigger: str = ""
+    target: str = ""
+    downstream: str = ""
+    attack: dict | None = None  # the attack run's summary
+
+
+def read_story(encoder: str) -> Story:
+    path = Path(encoder).expanduser()
+    weights = path / "encoder.safetensors" if path.is_dir() else path
+    story = Story(weights)
+    if sidecar_path(weights).is_file():
+        prov = read_sidecar(weights).get("provenance") or {}
+        story.target, story.downstream = prov.get("target") or "", prov.get("downstream") or ""
+        story.trigger = prov.get("trigger") or ""
+    if (weights.parent / "trigger.npz").is_file():
+        story.trigger = str(weights.parent / "trigger.npz")
+    if (weights.parent / "summary.json").is_file():
+        story.attack = read_json(weights.parent / "summary.json")
+    return story
+
+
+def clean_subset(cfg: DistillConfig):
+    """The defender's data: a seeded draw from the pre-training train split (never a test split), drawn
+    with a different seed from the attacker's shadow set."""
+    full = load_dataset(cfg.data, "train", root=cfg.data_root, download=cfg.download, size=cfg.image_size,
+                        seed=cfg.data_seed)
+    n = cfg.n_clean or round(cfg.clean_fraction * len(full))
+    check(n >= cfg.batch_size, "batch_size", f"{cfg.batch_size} is more than the {n} clean images; "
+                                              f"lower it or raise clean_fraction / n_clean")
+    return full.sample(n, cfg.data_seed + 1)
 
 
 @dataclass
@@ -32,6 +72,7 @@ class Defence:
     emit: OnEvent
     cancel: CancelToken
     _finetuned: nn.Module | None = field(default=None, repr=False)
+    kept: list[Path] = field(default_factory=list)  # the kept SimCLR runs this defence trained or reused
 
     @property
     def head_dim(self) -> int:
@@ -57,6 +98,8 @@ class Defence:
             return encoder, head
         modules = {"encoder": encoder, "head": head}
         kept = self.kept_path(phase, modules, epochs)
+        if kept is not None:
+            self.kept.append(kept)
         if kept is not None and kept.is_file():
             load_prepared(kept, modules)
             self.emit({"kind": "log", "message": f"{phase}: reused {kept.name} (the same SimCLR run, kept before)"})
@@ -85,3 +128,30 @@ class Defence:
             self._finetuned, _ = self.simclr(self.copy_suspicious(), self.suspicious_head,
                                              self.cfg.teacher_epochs, "teacher")
         return self._finetuned
+
+
+def open_defence(cfg: DistillConfig, run, cancel: CancelToken):
+    """(cfg with the encoder's input size, story, Defence, clean subset) for a distillation's settings."""
+    rt = Runtime.create(cfg.device, cfg.precision, compile=cfg.compile)
+    story = read_story(cfg.encoder)
+    suspicious, head, meta = load_encoder(story.weights, with_head=True)
+    cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
+    clean = clean_subset(cfg)
+    suspicious = rt.module(suspicious).eval().requires_grad_(False)
+    return cfg, story, Defence(cfg, rt, suspicious, head, clean.images.to(rt.device), run, cancel), clean
+
+
+def build_teacher(d: Defence):
+    """The chosen teacher, frozen. Seeded first, so it never depends on what ran before it (a kept one is
+    then found again by a `prepare` run as well as by a distillation)."""
+    from .teachers import TEACHERS, FrozenTeacher
+    torch.manual_seed(d.cfg.seed)
+    return FrozenTeacher(d.rt.module(TEACHERS[d.cfg.teacher].build(d)))
+
+
+def build_student(d: Defence):
+    """The chosen student and its projection head, on the device."""
+    from .students import STUDENTS
+    torch.manual_seed(d.cfg.seed)
+    student, head = STUDENTS[d.cfg.student].build(d)
+    return d.rt.module(student), d.rt.module(head)

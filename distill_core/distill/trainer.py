@@ -14,7 +14,7 @@ with the best quick CA, a criterion a real defender could apply (it needs no kno
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,59 +22,22 @@ from torch import nn
 
 from ..config import check
 from ..data.augment import to_float
-from ..data.datasets import default_target, load_dataset, report_skipped
+from ..data.datasets import default_target, report_skipped
 from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..evaluate.downstream import Downstream, figures
 from ..inspect.film import FILM_IMAGES, Film
-from ..models.checkpoint import load_encoder, read_sidecar, save_encoder, sidecar_path
+from ..models.checkpoint import save_encoder
 from ..models.resnet import STAGES
 from ..runs.events import CancelToken
-from ..runs.store import Run, read_json
+from ..runs.store import Run
 from ..ssl.simclr import info_nce
 from ..training import Meter, epoch_batches
 from .config import DistillConfig, stage_weights, validate
 from .losses import LOSSES
-from .setup import Defence
+from .setup import build_student, build_teacher, open_defence
 from .state import STATE_FILE, load_state, save_state
-from .students import STUDENTS
-from .teachers import TEACHERS, FrozenTeacher
-
-
-@dataclass
-class Story:
-    """What the attack left beside the suspicious encoder: its trigger, target and scores, when known."""
-    weights: Path
-    trigger: str = ""
-    target: str = ""
-    downstream: str = ""
-    attack: dict | None = None  # the attack run's summary
-
-
-def read_story(encoder: str) -> Story:
-    path = Path(encoder).expanduser()
-    weights = path / "encoder.safetensors" if path.is_dir() else path
-    story = Story(weights)
-    if sidecar_path(weights).is_file():
-        prov = read_sidecar(weights).get("provenance") or {}
-        story.target, story.downstream = prov.get("target") or "", prov.get("downstream") or ""
-        story.trigger = prov.get("trigger") or ""
-    if (weights.parent / "trigger.npz").is_file():
-        story.trigger = str(weights.parent / "trigger.npz")
-    if (weights.parent / "summary.json").is_file():
-        story.attack = read_json(weights.parent / "summary.json")
-    return story
-
-
-def clean_subset(cfg: DistillConfig):
-    """The defender's data: a seeded draw from the pre-training train split (never a test split), drawn
-    with a different seed from the attacker's shadow set."""
-    full = load_dataset(cfg.data, "train", root=cfg.data_root, download=cfg.download, size=cfg.image_size,
-                        seed=cfg.data_seed)
-    n = cfg.n_clean or round(cfg.clean_fraction * len(full))
-    check(n >= cfg.batch_size, "batch_size", f"{cfg.batch_size} is more than the {n} clean images; "
-                                              f"lower it or raise clean_fraction / n_clean")
-    return full.sample(n, cfg.data_seed + 1)
+from .teachers import FrozenTeacher
 
 
 class _FirstRows(torch.autograd.Function):
@@ -159,40 +122,34 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     if run.resumed and state is None:
         run.rewind_events(0)  # stopped before its first checkpoint: start over, cleanly
     torch.manual_seed(cfg.seed)
-    rt = Runtime.create(cfg.device, cfg.precision, compile=cfg.compile)
-    story = read_story(cfg.encoder)
-    suspicious, suspicious_head, meta = load_encoder(story.weights, with_head=True)
-    cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
+    cfg, story, defence, clean = open_defence(cfg, run, cancel)
+    rt, suspicious = defence.rt, defence.suspicious
     same_task = story.downstream == cfg.downstream
     target = cfg.target or (story.target if same_task else "") or default_target(cfg.downstream)
     check(bool(target), "target", f"'{cfg.downstream}' has no usual target class: name one")
     trigger = make_trigger(cfg.trigger or story.trigger or "white", cfg.image_size)
     task = Downstream(cfg, rt, trigger, target)
     quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
-    clean = clean_subset(cfg)
     report_skipped(run, clean, task.train, task.test)
     spec = LOSSES[cfg.loss]
     weights = stage_weights(cfg, spec.weight) if spec.build else {}
     run({"kind": "log", "message": f"{len(clean)} clean images of {cfg.data}; teacher {cfg.teacher}, student "
                                    f"{cfg.student}, loss {cfg.loss}; {rt.describe()['name']}, {rt.precision}"})
-    suspicious = rt.module(suspicious).eval().requires_grad_(False)
     seconds = {"setup": time.perf_counter() - t0}
 
     t = time.perf_counter()
     poisoned_score = task.score(suspicious) if cfg.score_before else None
     seconds["evaluate"] = time.perf_counter() - t
 
-    defence = Defence(cfg, rt, suspicious, suspicious_head, clean.images.to(rt.device), run, cancel)
     t = time.perf_counter()
-    teacher = FrozenTeacher(rt.module(TEACHERS[cfg.teacher].build(defence))) if spec.build else None
+    teacher = build_teacher(defence) if spec.build else None
     seconds["teacher"] = time.perf_counter() - t
+    t = time.perf_counter()
+    student, head = build_student(defence)
+    seconds["student"] = time.perf_counter() - t
     t = time.perf_counter()
     teacher_score = task.score(teacher.encoder) if teacher and cfg.score_before else None  # what the student learns from
     seconds["evaluate"] += time.perf_counter() - t
-    t = time.perf_counter()
-    student, head = STUDENTS[cfg.student].build(defence)
-    student, head = rt.module(student), rt.module(head)
-    seconds["student"] = time.perf_counter() - t
 
     torch.manual_seed(cfg.seed)  # the same start whether teachers and students were trained, reused or scored
     distiller = Distiller(student, head, teacher, spec, weights, rt, lr=cfg.lr, weight_decay=cfg.weight_decay,
