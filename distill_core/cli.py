@@ -29,7 +29,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls) -> None:
             continue
         kind = FLAG_TYPES[f.type]
         default = f.default if f.default is not MISSING else None
-        help_ = f"{f.metadata.get('help', '')} (reference default: {default})"
+        help_ = f"{f.metadata.get('help', '')} (reference default: {default})".replace("%", "%%")  # argparse formats it
         name = "--" + f.name.replace("_", "-")
         if kind is bool:
             parser.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)

@@ -23,18 +23,14 @@ from .ssl.pretrain import validate as validate_pretrain
 
 
 @dataclass
-class PipelineConfig(RuntimeConfig, DownstreamConfig):
+class StagesConfig(RuntimeConfig, DownstreamConfig):
+    """What a pipeline and a sweep share: where the story starts and how big each stage is."""
     preset: str = opt("", "the preset every stage takes its settings from (set by --preset)")
     encoder: str = opt("", "clean encoder to start from; empty = the preset's for the pre-training data, "
                            "else one pre-trained first")
     pretrain_data: str = opt("cifar10", "pre-training data: the clean encoder's, the attacker's shadow set and "
                                         "the defender's clean subset all come from it")
-    attack: str = opt("badencoder", "attack: badencoder or drupe")
     trigger: str = opt("white", "trigger: white, checkerboard, noise, blend (NAME:size=..,pos=..), FILE.npz or FILE.png")
-    target: str = opt("", "target class, by name or index (empty = the downstream's usual target)")
-    teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
-    student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
-    loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp or finetune-only")
     pretrain_epochs: int = opt(0, "pre-training epochs (0 = the preset's)")
     n_pretrain: int = opt(0, "pre-training images (0 = the preset's)")
     attack_epochs: int = opt(0, "attack epochs (0 = the preset's)")
@@ -43,6 +39,15 @@ class PipelineConfig(RuntimeConfig, DownstreamConfig):
     teacher_epochs: int = opt(0, "fine-tuned teacher's epochs (0 = the preset's)")
     warmup_epochs: int = opt(0, "warm-up student's epochs (0 = the preset's)")
     n_clean: int = opt(0, "defender's clean images (0 = the preset's)")
+
+
+@dataclass
+class PipelineConfig(StagesConfig):
+    attack: str = opt("badencoder", "attack: badencoder or drupe")
+    target: str = opt("", "target class, by name or index (empty = the downstream's usual target)")
+    teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
+    student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
+    loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp or finetune-only")
 
 
 SHARED = tuple(f.name for f in fields(DownstreamConfig)) + tuple(f.name for f in fields(RuntimeConfig))
@@ -56,10 +61,12 @@ STAGE_FIELDS = {  # pipeline field -> the stage config's field
 }
 
 
-def stage_config(cfg: PipelineConfig, stage: str, **extra):
+def stage_config(cfg: StagesConfig, stage: str, **extra):
+    """The preset's config for `stage`, then the shared settings, the stage's own fields set in `cfg` (a
+    sweep has no single attack or teacher: it passes them in `extra`), then `extra`."""
     from .tasks import make_config  # tasks registers this module's task
     overrides = {name: getattr(cfg, name) for name in SHARED}
-    overrides.update({dst: getattr(cfg, src) for src, dst in STAGE_FIELDS[stage].items() if getattr(cfg, src)})
+    overrides.update({dst: getattr(cfg, src) for src, dst in STAGE_FIELDS[stage].items() if getattr(cfg, src, None)})
     return make_config(stage, cfg.preset or None, {**overrides, **extra})
 
 

@@ -62,3 +62,14 @@ def test_same_commands_on_real_cifar10_sample(tmp_path):
     ev = last_json(cli("evaluate", "--preset", "demo", "--encoder", str(tmp_path / "C/encoder.safetensors"),
                        "--downstream", data, "--target", "truck", "--quiet"))
     assert ev["target"] == "truck" and 0.1 < ev["ca"] <= 1 and 0 <= ev["asr"] <= 1
+
+
+def test_every_command_prints_its_help(capsys):
+    """Help texts may hold '%' (argparse would read it as a format): every command's --help must print."""
+    from distill_core.cli import main
+    from distill_core.tasks import TASKS
+    for name in [*TASKS, "resume", "datasets"]:
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0, name
+        assert "usage: python -m distill_core " + name in capsys.readouterr().out
