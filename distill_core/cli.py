@@ -1,5 +1,5 @@
 """`python -m distill_core TASK [--preset P] [--out DIR] [--FIELD VALUE ...]`, or
-`python -m distill_core resume RUN_DIR` to carry an interrupted or cancelled distillation on.
+`python -m distill_core resume RUN_DIR` to carry an interrupted or cancelled distillation or sweep on.
 
 Every config field of a task is a flag (`--epochs 5`, `--width 0.5`, `--device cpu`); the preset fills
 what flags leave out, the reference defaults fill the rest. Progress goes to stderr; the last line of
@@ -13,6 +13,7 @@ import json
 import sys
 from dataclasses import MISSING, fields
 
+from .config import read_settings_file
 from .data.datasets import describe_datasets
 from .presets import PRESETS
 from .runs.events import Cancelled, Event
@@ -43,13 +44,17 @@ def build_parser(variants: dict[str, str] | None = None) -> argparse.ArgumentPar
     sub = parser.add_subparsers(dest="command", required=True)
     for name, task in TASKS.items():
         p = sub.add_parser(name, help=task.description, description=task.description)
-        p.add_argument("--preset", default="demo", choices=list(PRESETS) + ["none"],
-                       help="preset over the reference defaults (default: demo, offline on embedded data)")
+        p.add_argument("--preset", default=None, choices=list(PRESETS) + ["none"],
+                       help="preset over the reference defaults (default: the settings file's, else demo: "
+                            "offline on embedded data)")
+        p.add_argument("--config", *(["--grid"] if name == "sweep" else []), dest="settings_file", metavar="FILE",
+                       help="YAML or JSON file of settings (field: value; lists for a sweep's factors); "
+                            "flags win over it")
         p.add_argument("--out", default=None, help="run directory to write (default: a new one under runs/)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         add_config_flags(p, task.config_for((variants or {}).get(task.variant)))
     sub.add_parser("datasets", help="list the datasets the lab can load")
-    p = sub.add_parser("resume", help="carry an interrupted or cancelled distillation on from its last checkpoint")
+    p = sub.add_parser("resume", help="carry an interrupted or cancelled distillation on from its last checkpoint, or a sweep from its last finished cell")
     p.add_argument("run", help="the run's folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -74,7 +79,8 @@ class Progress:
                                 dynamic_ncols=True, desc=label or None)
                 self.key = label
             self.bar.update(event["step"] - self.bar.n)
-            self.bar.set_postfix(loss=f"{event['loss']:.3f}")
+            if "loss" in event:
+                self.bar.set_postfix(loss=f"{event['loss']:.3f}")
         elif kind == "epoch":
             extra = "".join(f" {k} {event[k]:.3f}" for k in ("loss", "knn", "ca", "asr") if event.get(k) is not None)
             tqdm.write(f"{label + ' ' if label else ''}epoch {event['epoch']}/{event['epochs']}{extra}", file=sys.stderr)
@@ -113,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             config = task.config_for(getattr(args, task.variant, None) if task.variant else None)
             overrides = {f.name: getattr(args, f.name) for f in fields(config)
                          if f.name not in RESERVED and getattr(args, f.name, None) is not None}
-            cfg = make_config(args.command, None if args.preset == "none" else args.preset, overrides)
+            from_file = read_settings_file(args.settings_file, config) if args.settings_file else {}
+            preset = args.preset or from_file.pop("preset", None) or "demo"
+            cfg = make_config(args.command, None if preset == "none" else preset, {**from_file, **overrides})
             command = " ".join(["python -m distill_core", *argv])
             _, summary = run_task(args.command, cfg, out=args.out, on_event=progress, command=command)
     except TaskFailed as e:

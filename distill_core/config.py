@@ -128,3 +128,30 @@ def validate_common(cfg) -> None:
     check(cfg.probe in ("linear", "mlp"), "probe", f"must be linear or mlp, not {cfg.probe!r}")
     check(cfg.probe_epochs >= 1, "probe_epochs", f"must be at least 1, not {cfg.probe_epochs}")
     check_dataset(cfg.downstream, "downstream")
+
+
+def read_settings_file(path: str, config_cls) -> dict:
+    """Overrides from a YAML (or JSON) file of `field: value` (a sweep's grid file, say). A list for a text
+    field becomes comma-separated text and a mapping becomes JSON, so a grid reads naturally:
+    `teachers: [finetuned, pruned]`, `settings: {distill: {lr: 0.001}}`. Unknown fields are refused."""
+    import json
+    import yaml
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ValueError(f"cannot read the settings file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold `field: value` lines, not a {type(data).__name__}")
+    types = {f.name: f.type for f in fields(config_cls)}
+    unknown = sorted(set(map(str, data)) - set(types))
+    if unknown:
+        raise ValueError(f"{path}: no setting named {', '.join(map(repr, unknown))}")
+    def text(v):
+        if isinstance(v, list):
+            return ",".join(map(str, v))
+        return json.dumps(v) if isinstance(v, dict) else v
+    return {k: text(v) if types[k] == "str" else v for k, v in data.items()}

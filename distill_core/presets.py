@@ -12,8 +12,13 @@
   Distillation (measured, see the README): 1,000 clean images (5% of the shipped encoder's 20,000), a
   5-epoch fine-tuned teacher, a 10-epoch warm-up student and 80 epochs at Adam lr 4e-3 instead of 1e-3
   (after 30 epochs: CA 0.80 at 1e-3, 0.86 at 2e-3, 0.89 at 4e-3).
-- `paper`: the reference setup (CIFAR-10 pre-training, GTSRB downstream, full-width ResNet-18, BadEncoder's
-  MLP probe); needs the datasets under --data-root and, realistically, a GPU.
+- `paper`: the reference setup (see REFERENCE in the docs): full-width CIFAR ResNet-18 pre-trained on CIFAR-10,
+  which is also the shadow and clean data; downstream GTSRB (target priority road), and for a sweep also SVHN
+  (one) and STL10 (truck); the 10x10 white patch; BadEncoder and DRUPE with their reference settings (the
+  config defaults: 200 epochs, SGD lr 1e-3, batch 256, 20% shadow data); the defence with the authors' settings
+  (5% clean data, Adam lr 1e-3, 500 epochs, batch 128) and BadEncoder's MLP probe (500 epochs). Mixed
+  precision wherever the device has it. Needs the datasets under --data-root (or --download) and, realistically,
+  a GPU; every size is a flag, so it also runs at reduced scale on a CPU.
 """
 from __future__ import annotations
 
@@ -36,14 +41,18 @@ PRESETS: dict[str, dict[str, dict]] = {
         "distill": {**_DEMO_DATA, "data": "shapes", "n_clean": 1000, "teacher_epochs": 5, "warmup_epochs": 10,
                     "epochs": 80, "lr": 4e-3, "crop_scale": 0.2, "eval_every": 10},
         "pipeline": {**_DEMO_DATA, "preset": "demo", "pretrain_data": "shapes"},
+        "sweep": {**_DEMO_DATA, "preset": "demo", "pretrain_data": "shapes"},
     },
     "paper": {
         "pretrain": {"data": "cifar10", "downstream": "gtsrb", "width": 1.0, "epochs": 1000, "probe": "mlp",
                      "knn_every": 50, "save_every": 50},
         "evaluate": {"downstream": "gtsrb", "probe": "mlp"},
-        "attack": {"data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "eval_every": 10},
-        "distill": {"data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "eval_every": 10},
+        "attack": {"data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "probe_epochs": 500, "trigger": "white",
+                   "shadow_fraction": 0.2, "epochs": 200, "batch_size": 256, "lr": 1e-3, "eval_every": 10},
+        "distill": {"data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "probe_epochs": 500,
+                    "clean_fraction": 0.05, "epochs": 500, "batch_size": 128, "lr": 1e-3, "eval_every": 10},
         "pipeline": {"preset": "paper", "pretrain_data": "cifar10", "downstream": "gtsrb", "probe": "mlp"},
+        "sweep": {"preset": "paper", "pretrain_data": "cifar10", "downstreams": "gtsrb,svhn,stl10", "probe": "mlp"},
     },
 }
 

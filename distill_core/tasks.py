@@ -26,6 +26,7 @@ from .presets import preset_overrides
 from .runs.events import CancelToken, Cancelled, OnEvent, cancellable
 from .runs.store import Run, RunStore, load_run
 from .ssl.pretrain import PretrainConfig, pretrain
+from .sweep import SweepConfig, sweep
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ TASKS: dict[str, Task] = {
                     "(fine-tuning, pruning, warm-up) without distilling."),
     "pipeline": Task(PipelineConfig, pipeline, "The whole story: (pre-train,) attack, distill; clean, poisoned "
                      "and distilled figures side by side."),
+    "sweep": Task(SweepConfig, sweep, "The study's grid: attacks x downstreams x teachers x students x losses x "
+                  "seeds, shared stages computed once, resumable, gathered into tables (locally or on Ray).",
+                  resumable=True),
     "evaluate": Task(EvaluateConfig, evaluate, "Score a saved encoder downstream: CA, ASR, ASR-all (and ASR-B)."),
     "inspect": Task(InspectConfig, inspect_run, "Where do a story's encoders look on triggered images? Attribution "
                     "maps and the trigger-attention share."),
@@ -117,7 +121,8 @@ def resumable(path: str | Path) -> tuple[str, object]:
     rec = load_run(path)
     spec = TASKS.get(rec["kind"])
     if spec is None or not spec.resumable:
-        raise ValueError(f"{rec['id']} is a {rec['kind']} run; only distillation runs can be resumed.")
+        kinds = " and ".join(name for name, t in TASKS.items() if t.resumable)
+        raise ValueError(f"{rec['id']} is a {rec['kind']} run; only {kinds} runs can be resumed.")
     if rec["status"] not in RESUMABLE:
         raise ValueError(f"{rec['id']} is {rec['status']}; only {' or '.join(RESUMABLE)} runs can be resumed.")
     variant = rec["config"].get(spec.variant) if spec.variant else None

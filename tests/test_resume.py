@@ -137,5 +137,5 @@ def test_only_stopped_distillations_can_be_resumed(uninterrupted, tmp_path):
         JobManager(RunStore(tmp_path)).resume(uninterrupted[0])
     attack = RunStore(tmp_path).create("attack", {})
     attack.finish("cancelled")
-    with pytest.raises(ValueError, match="only distillation runs"):
+    with pytest.raises(ValueError, match="only distill and sweep runs"):
         resume_task(attack.path)

@@ -1,0 +1,83 @@
+"""A sweep's settings: the factors it crosses (attacks x downstreams x teachers x students x losses x seeds)
+and, as in a pipeline, where the story starts and how big each stage is.
+
+Factors are comma-separated (`--teachers finetuned,pruned`) or YAML lists in a grid file (`--grid`). Every
+downstream is attacked with its usual target (REFERENCE: GTSRB priority road, SVHN one, STL10 truck); the
+pre-training and the attacks use `seed`, the defence each of `seeds`. `settings` passes any stage's own
+fields, e.g. `{"distill": {"lr": 0.001}, "attack.drupe": {"epochs": 100}}`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+
+from ..attacks import ATTACKS
+from ..config import check, check_dataset, opt
+from ..distill import LOSSES, STUDENTS, TEACHERS
+from ..pipeline import StagesConfig
+
+STUDY_CELL = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's recommended parts
+TEACHER_LOSSES = ",".join(name for name, spec in LOSSES.items() if spec.build)  # the six the study compares
+
+
+@dataclass
+class SweepConfig(StagesConfig):
+    attacks: str = opt("badencoder,drupe", "attacks, comma-separated")
+    downstreams: str = opt("", "downstream datasets, comma-separated, each attacked with its usual target "
+                               "(empty = downstream)")
+    teachers: str = opt(",".join(TEACHERS), "teachers, comma-separated")
+    students: str = opt(",".join(STUDENTS), "students, comma-separated")
+    losses: str = opt(TEACHER_LOSSES, "distillation losses, comma-separated")
+    seeds: str = opt("0", "the defence's seeds, comma-separated (the pre-training and attacks use seed)")
+    settings: str = opt("", "JSON of stage settings: {\"pretrain\"|\"attack\"|\"attack.drupe\"|\"distill\": "
+                            "{field: value}}")
+    ray: str = opt("", "run the cells on Ray: auto (this machine's cluster), local (start one here) or an "
+                       "address; empty = one after another in this process")
+
+
+FACTORS = {"attack": ("attacks", ATTACKS), "downstream": ("downstreams", None), "teacher": ("teachers", TEACHERS),
+           "student": ("students", STUDENTS), "loss": ("losses", LOSSES), "seed": ("seeds", None)}
+
+
+def levels(cfg: SweepConfig) -> dict[str, list]:
+    """Each factor's values, in the order given: {"attack": [...], ..., "seed": [0, 1]}."""
+    out = {}
+    for factor, (name, _) in FACTORS.items():
+        raw = getattr(cfg, name) or (cfg.downstream if factor == "downstream" else "")
+        values = [v.strip() for v in str(raw).split(",") if v.strip()]
+        out[factor] = [int(v) for v in values] if factor == "seed" else values
+    return out
+
+
+def stage_settings(cfg: SweepConfig) -> dict[str, dict]:
+    return json.loads(cfg.settings) if cfg.settings.strip() else {}
+
+
+def validate(cfg: SweepConfig) -> None:
+    from ..tasks import TASKS
+    for factor, (name, registry) in FACTORS.items():
+        raw = [v.strip() for v in str(getattr(cfg, name) or "").split(",") if v.strip()]
+        check(bool(raw) or factor == "downstream", name, "name at least one")
+        check(len(set(raw)) == len(raw), name, "a value is named twice")
+        if registry is not None:
+            unknown = [v for v in raw if v not in registry]
+            check(not unknown, name, f"unknown {', '.join(map(repr, unknown))}; choose from {', '.join(registry)}")
+        if factor == "seed":
+            check(all(v.lstrip("-").isascii() and v.lstrip("-").isdigit() for v in raw), name,
+                  f"{getattr(cfg, name)!r} is not a comma-separated list of whole numbers")
+    for ds in levels(cfg)["downstream"]:
+        check_dataset(ds, "downstreams")
+    try:
+        settings = stage_settings(cfg)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"settings: not valid JSON ({e.msg})") from None
+    check(isinstance(settings, dict), "settings", "must be a JSON object of stages")
+    for stage, values in settings.items():
+        task = stage.split(".")[0]
+        check(task in ("pretrain", "attack", "distill"), "settings", f"unknown stage {stage!r}; "
+              "choose pretrain, attack, attack.NAME or distill")
+        check(isinstance(values, dict), "settings", f"{stage}: must be an object of field: value")
+        variant = stage.split(".")[1] if "." in stage else None
+        known = {f.name for f in fields(TASKS[task].config_for(variant))}
+        unknown = sorted(set(values) - known)
+        check(not unknown, "settings", f"{stage} has no field {', '.join(map(repr, unknown))}")

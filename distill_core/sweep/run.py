@@ -1,0 +1,102 @@
+"""The `sweep` task: plan the jobs, skip those already finished, run the rest (here one after another, or
+as Ray tasks, see `ray.py`), then gather the cells into the tidy table and the study-style summaries.
+
+A job that fails does not stop the sweep: the jobs that need it are skipped, everything else runs, and the
+sweep then fails naming them; rerunning it (`--out` the same folder, or `resume`) retries only those.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..runs.events import CancelToken
+from ..runs.store import Run, write_json
+from . import table
+from .config import SweepConfig, levels, validate
+from .plan import Job, config_hash, finished, plan, run_job
+
+
+def run_locally(jobs: list[Job], root: Path, results: dict, report, cancel: CancelToken, address: str = "") -> None:
+    """Each job in plan order in this process; one whose needs did not finish is skipped."""
+    for job in jobs:
+        if job.key in results:
+            continue
+        missing = [k for k in job.needs if results[k]["status"] != "done"]
+        outcome = ({"status": "skipped", "error": f"{missing[0]} did not finish"} if missing
+                   else run_job(job, root, cancel))
+        results[job.key] = outcome
+        report(job, outcome)
+
+
+def check_jobs(jobs: list[Job]) -> None:
+    """Every stage's and cell's settings, before the first job starts."""
+    from ..attacks import validate as validate_attack
+    from ..distill.config import validate as validate_distill
+    from ..ssl.pretrain import validate as validate_pretrain
+    checks = {"pretrain": validate_pretrain, "attack": validate_attack, "prepare": validate_distill,
+              "distill": validate_distill}
+    for job in jobs:
+        checks[job.task](job.config)
+
+
+def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
+    validate(cfg)
+    t0 = time.perf_counter()
+    root = run.path.resolve()
+    jobs = plan(cfg, root)
+    check_jobs(jobs)
+    by_key = {job.key: job for job in jobs}
+    results = {job.key: {"status": "done", "summary": s, "earlier": True}
+               for job in jobs if (s := finished(root, job)) is not None}
+    cells = [job for job in jobs if not job.stage]
+    done_before = sum(1 for job in cells if job.key in results)
+    run({"kind": "log", "message": f"{len(cells)} cells and {len(jobs) - len(cells)} shared stages in {root}; "
+                                   f"{done_before} cells finished before. Rerun with --out {root} (or resume it) "
+                                   "to carry on after a stop."})
+    progress = {"done": len(results), "total": len(jobs)}
+
+    def report(job: Job, outcome: dict) -> None:
+        progress["done"] += 1
+        what = f"{job.key}: {outcome['status']}"
+        if outcome["status"] == "done" and not job.stage:
+            d = outcome["summary"]["distilled"]
+            what += f", CA {100 * d['ca']:.1f}% ASR {100 * d['asr']:.1f}%"
+        elif outcome["status"] != "done":
+            what += f" ({outcome['error']})"
+        run({"kind": "log", "level": "info" if outcome["status"] == "done" else "error", "message": what})
+        run({"kind": "step", "phase": "sweep", "step": progress["done"], "total": progress["total"]})
+
+    if cfg.ray:
+        from .ray import run_on_ray as execute
+    else:
+        execute = run_locally
+    execute(jobs, root, results, report, cancel, cfg.ray)
+
+    rows = [table.cell_row(job.cell, results[job.key]["summary"], config_hash(job, by_key), job.key)
+            for job in cells if results[job.key]["status"] == "done"]
+    files = write_tables(root, rows)
+    failed = {k: r for k, r in results.items() if r["status"] != "done"}
+    if failed:
+        first = next(iter(failed.items()))
+        raise RuntimeError(f"{len(failed)} of {len(jobs)} jobs did not finish (first: {first[0]}: {first[1]['error']}); "
+                           f"the tables hold the {len(rows)} finished cells, and a rerun retries only the others")
+    return {"task": "sweep", "cells": len(cells), "rows": len(rows), "cells_done_before": done_before,
+            "levels": levels(cfg),
+            "files": files, "seconds": {"total": time.perf_counter() - t0}}
+
+
+def write_tables(root: Path, rows: list[dict]) -> dict[str, str]:
+    """results.csv/json (one row per cell) and tables/*.csv + tables.md (the summaries); returns their paths."""
+    files = {"results.csv": table.to_csv(rows, table.COLUMNS), "results.json": json.dumps(rows, indent=1)}
+    tables = table.summary_tables(rows)
+    files.update({f"tables/{name}.csv": table.to_csv(table.formatted(t)) for name, t in tables.items()})
+    files["tables.md"] = "\n\n".join(f"## {name}\n\n{table.markdown(t)}" for name, t in tables.items()) + "\n"
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    write_json(root / "tables.json", tables)
+    return {name: str(root / name) for name in [*files, "tables.json"]}

@@ -1,0 +1,190 @@
+"""The sweep: its grid and settings are checked, its plan shares every stage it can, its tables hold the
+hand-computed means, and the tiny all-combination sweep runs, survives a kill without redoing finished
+cells, and gives the same table on a local Ray instance."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from distill_core.config import read_settings_file
+from distill_core.sweep import table
+from distill_core.sweep.config import SweepConfig, levels, validate
+from distill_core.sweep.plan import plan
+from distill_core.tasks import make_config
+
+TINY = dict(device="cpu", attack_epochs=1, n_shadow=128, distill_epochs=1, teacher_epochs=1, warmup_epochs=1,
+            n_clean=64, n_downstream_train=200, n_downstream_test=100,
+            settings=json.dumps({"distill": {"batch_size": 32, "eval_every": 0, "prune_epochs": 1},
+                                 "attack": {"eval_every": 0}}))
+
+
+def sweep_config(**kw) -> SweepConfig:
+    return make_config("sweep", "demo", {**TINY, **kw})
+
+
+@pytest.mark.parametrize("field,value,says", [
+    ("teachers", "finetuned,teacher9", "unknown 'teacher9'"), ("losses", "at,at", "named twice"),
+    ("seeds", "0,one", "whole numbers"), ("attacks", "", "at least one"), ("downstreams", "nope", "downstreams"),
+    ("settings", "{bad", "not valid JSON"), ("settings", '{"distil": {}}', "unknown stage 'distil'"),
+    ("settings", '{"distill": {"lr2": 1}}', "no field 'lr2'"), ("settings", '[1]', "JSON object"),
+])
+def test_bad_grids_are_refused_naming_the_field(field, value, says):
+    with pytest.raises(ValueError, match=says) as e:
+        validate(sweep_config(**{field: value}))
+    assert str(e.value).startswith(field)
+
+
+def test_a_grid_file_reads_lists_and_settings_and_flags_win(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("teachers: [finetuned, pruned]\nseeds: [0, 1, 2]\nsettings:\n  distill: {lr: 0.001}\n")
+    values = read_settings_file(str(grid), SweepConfig)
+    assert values == {"teachers": "finetuned,pruned", "seeds": "0,1,2", "settings": '{"distill": {"lr": 0.001}}'}
+    cfg = make_config("sweep", "demo", values)
+    assert levels(cfg)["seed"] == [0, 1, 2] and levels(cfg)["downstream"] == ["signs"]
+    (tmp_path / "bad.yaml").write_text("teacher: [finetuned]\n")
+    with pytest.raises(ValueError, match="no setting named 'teacher'"):
+        read_settings_file(str(tmp_path / "bad.yaml"), SweepConfig)
+    from distill_core.cli import build_parser
+    args = build_parser().parse_args(["sweep", "--grid", str(grid), "--seeds", "5"])
+    assert args.settings_file == str(grid) and args.seeds == "5"
+
+
+def test_the_plan_computes_each_shared_stage_once(tmp_path):
+    cfg = sweep_config(attacks="badencoder,drupe", teachers="poisoned,finetuned,pruned,ensemble",
+                       students="scratch,warmup", losses="at,finetune-only", seeds="0,1")
+    jobs = plan(cfg, tmp_path)
+    by_task = {t: [j for j in jobs if j.task == t] for t in ("pretrain", "attack", "prepare", "distill")}
+    assert by_task["pretrain"] == []  # the demo preset ships its clean encoder
+    assert len(by_task["attack"]) == 2 and len(by_task["distill"]) == 2 * 4 * 2 * 2 * 2
+    # one warm-up student per seed (shared by both attacks), one fine-tuned and one pruned teacher per attack and seed
+    assert sorted(j.key for j in by_task["prepare"] if "warmup" in j.key) == ["stages/warmup-s0", "stages/warmup-s1"]
+    assert len([j for j in by_task["prepare"] if "warmup" not in j.key]) == 2 * 2 * 2
+    keys = {j.key for j in jobs}
+    assert all(set(j.needs) <= keys for j in jobs) and len(keys) == len(jobs)
+    cell = {j.key: j for j in by_task["distill"]}
+    assert cell["cells/drupe-signs-ensemble-warmup-at-s1"].needs == (
+        "stages/attack-drupe-signs", "stages/finetuned-drupe-signs-s1", "stages/warmup-s1")
+    assert cell["cells/drupe-signs-pruned-scratch-finetune-only-s0"].needs == ("stages/attack-drupe-signs",)
+    c = cell["cells/badencoder-signs-pruned-warmup-at-s0"].config
+    assert (c.teacher, c.student, c.loss, c.seed, c.score_before) == ("pruned", "warmup", "at", 0, False)
+    assert c.reuse == str(tmp_path.resolve() / "prepared") and c.epochs == 1 and c.batch_size == 32
+
+
+def rows_for(values):
+    """Rows over two seeds: `values[(teacher, loss)] = (ca seed 0, ca seed 1)`, student warmup."""
+    return [{"attack": "badencoder", "downstream": "signs", "teacher": t, "student": "warmup", "loss": l, "seed": s,
+             "target": "priority", "ca": v[s], "asr": 100 - v[s], "asr_all": 0.0, "clean_ca": 90.0, "asr_b": 5.0,
+             "ba": 89.0, "asr_before": 99.0} for (t, l), v in values.items() for s in (0, 1)]
+
+
+def test_tables_hold_the_hand_computed_means_and_spreads():
+    rows = rows_for({("finetuned", "at"): (80.0, 84.0), ("finetuned", "sp"): (70.0, 70.0),
+                     ("poisoned", "at"): (60.0, 66.0), ("poisoned", "sp"): (50.0, 52.0)})
+    by_teacher = table.factor_table(rows, "teacher")  # the loss held at the study's AT
+    assert by_teacher[0]["teacher"] == "finetuned"
+    assert by_teacher[0]["badencoder/signs CA"] == {"mean": 82.0, "std": 2.83, "n": 2}  # stdev(80, 84) = 2.828
+    assert by_teacher[1]["badencoder/signs ASR"] == {"mean": 37.0, "std": 4.24, "n": 2}
+    assert table.fmt(by_teacher[0]["badencoder/signs CA"]) == "82.0 ± 2.8"
+    by_loss = table.factor_table(rows, "loss")  # the teacher held at the study's fine-tuned one
+    assert [r["badencoder/signs CA"]["mean"] for r in by_loss] == [82.0, 70.0]
+    ys, xs, m = table.heatmap(rows, "teacher", "loss", "ca", "badencoder", "signs")
+    assert ys == ["finetuned", "poisoned"] and xs == ["at", "sp"] and m == [[82.0, 70.0], [63.0, 51.0]]
+    pooled = [r for r in rows if r["teacher"] == "poisoned"]  # no fine-tuned teacher: pooled over teachers
+    assert table.factor_table(pooled, "loss")[0]["badencoder/signs CA"]["mean"] == 63.0
+    md = table.markdown(by_teacher).splitlines()
+    assert md[0] == "| teacher | badencoder/signs CA | badencoder/signs ASR |" and "| finetuned | 82.0 ± 2.8 |" in md[2]
+    assert table.attacks_table(rows) == [{"attack": "badencoder", "downstream": "signs", "target": "priority",
+                                          "clean_ca": 90.0, "asr_b": 5.0, "ba": 89.0, "asr_before": 99.0}]
+
+
+def grid_file(path: Path, **kw) -> Path:
+    values = {**TINY, "settings": json.loads(TINY["settings"]), "attacks": ["badencoder", "drupe"], "seeds": [0], **kw}
+    path.write_text(json.dumps(values))  # JSON is YAML too
+    return path
+
+
+def sweep_cli(grid: Path, out: Path, *flags: str) -> subprocess.Popen:
+    """The CLI as a researcher runs it, with one thread: a Ray task on one CPU gets one thread, and the same
+    thread count is what makes two runs' figures identical bit for bit."""
+    return subprocess.Popen([sys.executable, "-m", "distill_core", "sweep", "--grid", str(grid), "--out", str(out),
+                             "--quiet", *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def cell_records(out: Path) -> dict[str, dict]:
+    recs = {}
+    for path in (out / "cells").glob("*/config.json"):
+        try:
+            recs[path.parent.name] = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            pass
+    return recs
+
+
+@pytest.fixture(scope="module")
+def killed_and_rerun(tmp_path_factory):
+    """The tiny all-combination sweep (2 attacks x 4 teachers x 3 students x 6 losses), killed once about half
+    its cells are done, then rerun into the same folder."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    grid, out = grid_file(tmp / "grid.yaml"), tmp / "sweep"
+    proc = sweep_cli(grid, out)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        done = {k: r for k, r in cell_records(out).items() if r["status"] == "done"}
+        if len(done) >= 60:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {k: r for k, r in cell_records(out).items() if r["status"] == "done"}
+    unfinished = [k for k, r in cell_records(out).items() if r["status"] != "done"]
+    killed_record = json.loads((out / "config.json").read_text())
+    rerun = sweep_cli(grid, out)
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr[-3000:]
+    return out, before, unfinished, killed_record, json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_tiny_sweep_over_every_combination_resumes_without_redoing_cells(killed_and_rerun):
+    from distill_core.runs.store import load_run
+    out, before, unfinished, killed_record, summary = killed_and_rerun
+    assert 60 <= len(before) < 144 and killed_record["status"] == "running"
+    rows = json.loads((out / "results.json").read_text())
+    assert summary["cells"] == summary["rows"] == len(rows) == 144 and summary["cells_done_before"] == len(before)
+    combos = {(r["attack"], r["teacher"], r["student"], r["loss"]) for r in rows}
+    assert len(combos) == 144
+    after = cell_records(out)
+    for key, rec in before.items():  # finished cells were left alone
+        assert after[key]["created"] == rec["created"] and after[key]["finished"] == rec["finished"], key
+    assert len(unfinished) <= 1
+    for key in unfinished:  # the cell the kill cut short started over, cleanly: one run's events, not two
+        assert after[key]["status"] == "done" and after[key].get("resumed") is None
+        assert (out / "cells" / key / "events.jsonl").read_text().count("clean images of") == 1
+    assert load_run(out)["status"] == "done"
+    for name in ("results.csv", "tables.md", "tables.json", "tables/by_teacher.csv", "tables/by_loss.csv"):
+        assert (out / name).is_file(), name
+    assert len((out / "results.csv").read_text().splitlines()) == 145
+    assert all(0 <= r["ca"] <= 100 and 0 <= r["asr"] <= 100 for r in rows)
+
+
+@pytest.mark.slow
+def test_a_sweep_on_local_ray_gives_the_local_table(killed_and_rerun, tmp_path):
+    pytest.importorskip("ray")
+    local = {r["run"]: r for r in json.loads((killed_and_rerun[0] / "results.json").read_text())}
+    grid = grid_file(tmp_path / "grid.yaml", attacks=["drupe"], teachers=["finetuned", "ensemble", "pruned"],
+                     students=["warmup", "poisoned-init"], losses=["at", "kd"])
+    proc = sweep_cli(grid, tmp_path / "ray", "--ray", "local")
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+    rows = json.loads((tmp_path / "ray" / "results.json").read_text())
+    assert len(rows) == 12
+    same = ("target", "clean_ca", "asr_b", "ba", "asr_before", "ca", "asr", "asr_all", "config_hash")
+    for row in rows:
+        assert {k: row[k] for k in same} == {k: local[row["run"]][k] for k in same}, row["run"]
