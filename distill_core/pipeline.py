@@ -31,6 +31,7 @@ class StagesConfig(RuntimeConfig, DownstreamConfig):
     pretrain_data: str = opt("cifar10", "pre-training data: the clean encoder's, the attacker's shadow set and "
                                         "the defender's clean subset all come from it")
     trigger: str = opt("white", "trigger: white, checkerboard, noise, blend (NAME:size=..,pos=..), FILE.npz or FILE.png")
+    target: str = opt("", "target class, by name or index (empty = the downstream's usual target)")
     pretrain_epochs: int = opt(0, "pre-training epochs (0 = the preset's)")
     n_pretrain: int = opt(0, "pre-training images (0 = the preset's)")
     attack_epochs: int = opt(0, "attack epochs (0 = the preset's)")
@@ -44,7 +45,6 @@ class StagesConfig(RuntimeConfig, DownstreamConfig):
 @dataclass
 class PipelineConfig(StagesConfig):
     attack: str = opt("badencoder", "attack: badencoder or drupe")
-    target: str = opt("", "target class, by name or index (empty = the downstream's usual target)")
     teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
     student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
     loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp or finetune-only")

@@ -160,3 +160,18 @@ def test_compare_shows_damaged_runs_and_distill_resumes_an_interrupted_one():
     button(at, "Resume").click().run()
     assert wait_until_ended(at).startswith("Done")
     assert json.loads((stopped / "config.json").read_text())["status"] == "done"
+
+
+def test_compare_draws_a_sweeps_heatmaps_with_png_and_svg_downloads():
+    from conftest import run_tiny_sweep
+    path = run_tiny_sweep(RunStore().root)
+    at = open_app("compare")
+    assert at.selectbox(key="compare:sweep").value == path.name
+    assert at.selectbox(key="compare:story").value == "badencoder → signs"
+    assert any(c.value.startswith("Target **priority**") for c in at.caption)
+    assert len(at.get("image")) == 4  # ASR and CA over teacher x loss and student x loss
+    labels = [b.label for b in at.get("download_button")]
+    assert labels.count("PNG") == 4 and labels.count("SVG") == 4 and "All tables (Markdown)" in labels
+    frames = [d.value for d in at.dataframe]
+    by_loss = next(f for f in frames if "loss" in f.columns and "badencoder/signs CA" in f.columns)
+    assert list(by_loss["loss"]) == ["at", "kd"]

@@ -10,15 +10,20 @@ from pathlib import Path
 import pytest
 
 from browser import card_values, no_errors, run_to_done, set_number, settle, visit
-from conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium, streamlit_server
+from conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium, run_tiny_sweep, streamlit_server
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with streamlit_server(tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("log") / "streamlit.log") as (url, _):
+def runs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def server(runs, tmp_path_factory):
+    with streamlit_server(runs, tmp_path_factory.mktemp("log") / "streamlit.log") as (url, _):
         yield url
 
 
@@ -37,7 +42,7 @@ def shots(tmp_path_factory) -> Path:
     return folder
 
 
-def test_every_page_and_a_tiny_story_in_a_real_browser(server, page, shots):
+def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots):
     for path, title, last in [("", "Backdoor Distillation Lab", "Pre-training time"),
                               ("attack", "Attack: plant a backdoor", "Run the attack"),
                               ("distill", "Distill: wash the backdoor out", "Run the distillation"),
@@ -84,3 +89,13 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, page, shots):
     no_errors(page)
     page.locator('[data-testid="stPlotlyChart"]').wait_for(timeout=30_000)
     page.screenshot(path=shots / "compare-story.png")
+
+    run_tiny_sweep(runs)  # as a researcher's CLI sweep would, into the same store
+    visit(page, f"{server}/compare", "Compare runs")
+    page.get_by_role("tab", name="Sweep heatmaps").click()
+    page.get_by_text("Tables (mean ± std over seeds)").wait_for(timeout=60_000)
+    settle(page)
+    no_errors(page)
+    assert page.locator('[data-testid="stImage"] img').count() == 4  # ASR and CA, teacher x loss and student x loss
+    assert page.get_by_role("button", name="SVG").count() == 4
+    page.screenshot(path=shots / "compare-sweep.png")

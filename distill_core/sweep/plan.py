@@ -57,16 +57,17 @@ def plan(cfg: SweepConfig, root: Path) -> list[Job]:
 
     clean, needs_clean = cfg.encoder or preset_encoder(cfg.preset, cfg.pretrain_data), ()
     if not clean:
-        needs_clean = (add(Job("stages/pretrain", "pretrain", stage_config(cfg, "pretrain", **settings.get("pretrain", {})))),)
+        pretrain = stage_config(cfg, "pretrain", downstream=lv["downstream"][0], **settings.get("pretrain", {}))
+        needs_clean = (add(Job("stages/pretrain", "pretrain", pretrain)),)
         clean = root / needs_clean[0] / "encoder.safetensors"
     attacks = {}
     for attack, ds in product(lv["attack"], lv["downstream"]):
         extra = {**settings.get("attack", {}), **settings.get(f"attack.{attack}", {})}
         attacks[attack, ds] = add(Job(f"stages/attack-{attack}-{slug(ds)}", "attack", stage_config(
-            cfg, "attack", encoder=str(clean), attack=attack, downstream=ds, target="", **extra), needs_clean))
+            cfg, "attack", encoder=str(clean), attack=attack, downstream=ds, **extra), needs_clean))
 
     def distill(attack: str, ds: str, **extra):
-        return stage_config(cfg, "distill", encoder=str(root / attacks[attack, ds]), downstream=ds, target="",
+        return stage_config(cfg, "distill", encoder=str(root / attacks[attack, ds]), downstream=ds,
                             reuse=str(root / PREPARED), score_before=False, **{**settings.get("distill", {}), **extra})
 
     first = next(iter(attacks))
