@@ -83,7 +83,7 @@ with sweep_tab:
             rows = load_results(upload.getvalue(), upload.name)
         elif picked:
             rows = load_results(sweeps[picked]["path"])
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, OSError) as e:
         st.error(f"That table cannot be read: {e}")
     if rows is None:
         st.info("A sweep crosses attacks, downstreams, teachers, students, losses and seeds, e.g. "

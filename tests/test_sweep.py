@@ -188,3 +188,23 @@ def test_a_sweep_on_local_ray_gives_the_local_table(killed_and_rerun, tmp_path):
     same = ("target", "clean_ca", "asr_b", "ba", "asr_before", "ca", "asr", "asr_all", "config_hash")
     for row in rows:
         assert {k: row[k] for k in same} == {k: local[row["run"]][k] for k in same}, row["run"]
+
+
+def test_results_load_from_json_or_csv_and_other_files_are_refused(tmp_path):
+    from distill_core.sweep.figures import export, heatmap_figure, load_results
+    rows = rows_for({("finetuned", "at"): (80.0, 84.0), ("poisoned", "at"): (60.0, 66.0)})
+    for row in rows:
+        row.update(seconds=1.0, distill_seconds=0.5, config_hash="x", run="cells/x")
+    (tmp_path / "results.csv").write_text(table.to_csv(rows, table.COLUMNS))
+    assert load_results(tmp_path / "results.csv") == load_results(json.dumps(rows).encode(), "results.json") == rows
+    with pytest.raises(ValueError, match="not a sweep's results table: it has no"):
+        load_results(b"a,b\n1,2\n", "results.csv")
+    for bad, name in ((b"[]", "results.json"), (b"[1, 2]", "results.json"), (b'{"a": 1}', "results.json")):
+        with pytest.raises(ValueError, match="it has no rows"):
+            load_results(bad, name)
+    for bad, name in ((b"\xff\xfe", "results.json"), (b"{cut", "results.json"), (b"attack,ca\nx,high\n", "results.csv")):
+        with pytest.raises(ValueError, match="is not a sweep's results table"):
+            load_results(bad, name)
+    fig = heatmap_figure(rows, "teacher", "loss", "ca", "badencoder", "signs")
+    assert export(fig, "png")[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in export(fig, "svg")[:400]
+    assert "student: warmup" in fig.axes[0].get_title()

@@ -4,6 +4,7 @@ framed. Matplotlib draws off-screen (Agg), so no display is needed.
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -17,22 +18,26 @@ METRICS = {"asr": "ASR (%)", "ca": "CA (%)"}
 
 def load_results(source: str | Path | bytes, name: str = "") -> list[dict]:
     """A sweep's tidy rows from its folder, its results.json/.csv path, or an uploaded file's bytes."""
-    import csv
     if isinstance(source, (str, Path)):
         path = Path(source)
         path = path / "results.json" if path.is_dir() else path
         name, source = path.name, path.read_bytes()
-    text = source.decode("utf-8")
-    if name.endswith(".csv"):
-        rows = list(csv.DictReader(io.StringIO(text)))
-        numbers = set(table.BEFORE) | set(table.FIGURES) | {"seed", "seconds", "distill_seconds"}
-        rows = [{k: (float(v) if k in numbers and v not in ("", None) else v) for k, v in r.items()} for r in rows]
-    else:
-        rows = json.loads(text)
-    missing = {"attack", "downstream", "teacher", "student", "loss", "seed", "ca", "asr"} - set(rows[0] if rows else {})
-    if not rows or missing:
-        raise ValueError(f"{name or 'the file'} is not a sweep's results table"
-                         + (f": it has no {', '.join(sorted(missing))} column" if rows else ": it has no rows"))
+    what = name or "the file"
+    try:
+        text = source.decode("utf-8")
+        if name.endswith(".csv"):
+            numbers = set(table.BEFORE) | set(table.FIGURES) | {"seed", "seconds", "distill_seconds"}
+            rows = [{k: (float(v) if k in numbers and v not in ("", None) else v) for k, v in r.items()}
+                    for r in csv.DictReader(io.StringIO(text))]
+        else:
+            rows = json.loads(text)
+    except (UnicodeDecodeError, ValueError, csv.Error) as e:
+        raise ValueError(f"{what} is not a sweep's results table ({e})") from None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"{what} is not a sweep's results table: it has no rows")
+    missing = {"attack", "downstream", "teacher", "student", "loss", "seed", "ca", "asr"} - set(rows[0])
+    if missing:
+        raise ValueError(f"{what} is not a sweep's results table: it has no {', '.join(sorted(missing))} column")
     return rows
 
 
