@@ -82,7 +82,8 @@ with s5:
 
 job = current("distill")
 if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):
-    job = start("distill", "distill", {**picks, **overrides, "encoder": encoder})
+    kept = str(manager().store.root / "prepared")  # a teacher or warm-up trained once serves later runs too
+    job = start("distill", "distill", {**picks, **overrides, "encoder": encoder, "reuse": kept})
 
 stopped = [r for r in stored
            if r["kind"] == "distill" and r["status"] in RESUMABLE and not r.get("parent")]

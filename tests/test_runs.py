@@ -104,7 +104,9 @@ def test_damaged_run_folders_are_listed_with_the_reason(tmp_path):
     bad_summary = store.create("evaluate", {})
     bad_summary.finish("done")
     (bad_summary.path / "summary.json").write_bytes(b"\xff\xfe")
-    (tmp_path / "uploads").mkdir()  # not a run
+    for folder in ("uploads", "prepared"):  # the store's own folders, long there: not runs, not damaged
+        (tmp_path / folder).mkdir()
+        os.utime(tmp_path / folder, (time.time() - 120,) * 2)
 
     runs = {r["id"]: r for r in store.list()}
     assert len(runs) == 5 and runs[good.id]["status"] == "done"

@@ -166,6 +166,9 @@ class Run:
             self._events.close()
 
 
+STORE_FOLDERS = {"uploads", "prepared"}  # the store's own folders (uploaded files, kept teachers), not runs
+
+
 class RunStore:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else default_root()
@@ -193,7 +196,7 @@ class RunStore:
         if not self.root.is_dir():
             return out
         for d in sorted(self.root.iterdir(), reverse=True):
-            if not d.is_dir() or d.name.startswith(".") or d.name == "uploads" or _being_created(d):
+            if not d.is_dir() or d.name.startswith(".") or d.name in STORE_FOLDERS or _being_created(d):
                 continue
             run = _try_load(d)
             out.append(run)
