@@ -208,3 +208,11 @@ def test_results_load_from_json_or_csv_and_other_files_are_refused(tmp_path):
     fig = heatmap_figure(rows, "teacher", "loss", "ca", "badencoder", "signs")
     assert export(fig, "png")[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in export(fig, "svg")[:400]
     assert "student: warmup" in fig.axes[0].get_title()
+
+
+def test_ray_without_ray_installed_is_refused_before_any_work(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(ValueError, match="ray: running on Ray needs it installed"):
+        validate(sweep_config(ray="auto"))

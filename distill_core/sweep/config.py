@@ -54,7 +54,10 @@ def stage_settings(cfg: SweepConfig) -> dict[str, dict]:
 
 
 def validate(cfg: SweepConfig) -> None:
+    import importlib.util
     from ..tasks import TASKS
+    check(not cfg.ray or importlib.util.find_spec("ray") is not None, "ray",
+          "running on Ray needs it installed: pip install 'ray>=2.9'")
     for factor, (name, registry) in FACTORS.items():
         raw = [v.strip() for v in str(getattr(cfg, name) or "").split(",") if v.strip()]
         check(bool(raw) or factor == "downstream", name, "name at least one")
