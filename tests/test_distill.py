@@ -14,7 +14,7 @@ from distill_core.distill.teachers import FrozenTeacher
 from distill_core.distill.setup import clean_subset
 from distill_core.distill.trainer import first_rows
 from distill_core.models.checkpoint import load_encoder, save_encoder
-from distill_core.models.resnet import cifar_resnet18
+from distill_core.models.resnet import ProjectionHead, cifar_resnet18
 from distill_core.tasks import make_config, run_task
 
 TEACHER_LOSSES = [name for name, spec in LOSSES.items() if spec.build is not None]
@@ -129,7 +129,10 @@ def test_compiled_step_matches_the_eager_step():
 def test_reused_teachers_and_students_give_the_same_distillation(suspicious, tmp_path, teacher, student):
     """A kept SimCLR run is loaded instead of retrained, and the distillation is bit for bit the one that
     trained everything itself; a different seed is a different key, so nothing is wrongly shared."""
-    base = dict(**TINY, encoder=suspicious, teacher=teacher, student=student, loss="at", score_before=False)
+    path = tmp_path / "with-head.safetensors"  # as an attack run's: with its projection head
+    encoder = cifar_resnet18(0.0625, input_size=16)
+    save_encoder(path, encoder, ProjectionHead(encoder.feature_dim, 16))
+    base = dict(**TINY, encoder=str(path), teacher=teacher, student=student, loss="at", score_before=False)
     run_task("distill", DistillConfig(**base), out=tmp_path / "plain")
     kept = tmp_path / "kept"
     _, first = run_task("distill", DistillConfig(**base, reuse=str(kept)), out=tmp_path / "first")
@@ -158,3 +161,13 @@ def test_prepare_keeps_what_the_distillation_then_reuses(suspicious, tmp_path):
     run_task("distill", DistillConfig(**base), out=tmp_path / "distill", on_event=events.append)
     phases = [e for e in events if e.get("kind") == "epoch" and e.get("phase") in ("teacher", "warmup")]
     assert phases == [] and sum("reused" in e.get("message", "") for e in events) == 2
+
+
+def test_scoring_before_the_defence_does_not_change_it(suspicious, tmp_path):
+    """The before-figures' probe fits draw random numbers; the loop starts from the same state either way
+    (AFD's attention modules are initialised just after them)."""
+    base = dict(**TINY, encoder=suspicious, teacher="poisoned", student="scratch", loss="afd")
+    for flag in (True, False):
+        run_task("distill", DistillConfig(**base, score_before=flag), out=tmp_path / str(flag))
+    a, b = (load_encoder(tmp_path / str(f) / "encoder.safetensors")[0].state_dict() for f in (True, False))
+    assert all(torch.equal(a[k], b[k]) for k in a)
