@@ -47,7 +47,7 @@ def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
     jobs = plan(cfg, root)
     check_jobs(jobs)
     by_key = {job.key: job for job in jobs}
-    results = {job.key: {"status": "done", "summary": s, "earlier": True}
+    results = {job.key: {"status": "done", "summary": s}
                for job in jobs if (s := finished(root, job)) is not None}
     cells = [job for job in jobs if not job.stage]
     done_before = sum(1 for job in cells if job.key in results)
