@@ -216,3 +216,20 @@ def test_ray_without_ray_installed_is_refused_before_any_work(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     with pytest.raises(ValueError, match="ray: running on Ray needs it installed"):
         validate(sweep_config(ray="auto"))
+
+
+def test_the_paper_preset_is_the_reference_setup(tmp_path):
+    from distill_core.data.datasets import default_target
+    pre, att, dis = (make_config(t, "paper") for t in ("pretrain", "attack", "distill"))
+    assert (pre.data, pre.width, pre.epochs, pre.batch_size, pre.lr, pre.temperature) == ("cifar10", 1.0, 1000, 256, 1e-3, 0.5)
+    assert (att.data, att.epochs, att.lr, att.momentum, att.weight_decay, att.batch_size, att.shadow_fraction,
+            att.trigger) == ("cifar10", 200, 1e-3, 0.9, 5e-4, 256, 0.2, "white")
+    assert make_config("attack", "paper", {"attack": "drupe"}).n_refs == 3
+    assert (dis.clean_fraction, dis.lr, dis.weight_decay, dis.epochs, dis.batch_size, dis.probe, dis.probe_epochs,
+            dis.precision) == (0.05, 1e-3, 1e-6, 500, 128, "mlp", 500, "auto")
+    sweep = make_config("sweep", "paper")
+    assert levels(sweep)["downstream"] == ["gtsrb", "svhn", "stl10"]
+    assert [default_target(d) for d in levels(sweep)["downstream"]] == ["priority road", "1", "truck"]
+    cells = [j for j in plan(sweep, tmp_path) if j.task == "distill"]
+    assert len(cells) == 2 * 3 * 4 * 3 * 6 and {c.config.data for c in cells} == {"cifar10"}
+    assert [j.key for j in plan(sweep, tmp_path)][0] == "stages/pretrain"  # no shipped CIFAR-10 encoder

@@ -2,7 +2,7 @@
 and, as in a pipeline, where the story starts and how big each stage is.
 
 Factors are comma-separated (`--teachers finetuned,pruned`) or YAML lists in a grid file (`--grid`). Every
-downstream is attacked with `target`, by default its usual one (GTSRB priority road, SVHN one, STL10 truck); the
+downstream is attacked with `target`, by default its usual one (GTSRB priority road, SVHN digit 1, STL10 truck); the
 pre-training and the attacks use `seed`, the defence each of `seeds`. `settings` passes any stage's own
 fields, e.g. `{"distill": {"lr": 0.001}, "attack.drupe": {"epochs": 100}}`.
 """
