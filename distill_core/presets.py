@@ -12,12 +12,12 @@
   Distillation (measured, see the README): 1,000 clean images (5% of the shipped encoder's 20,000), a
   5-epoch fine-tuned teacher, a 10-epoch warm-up student and 80 epochs at Adam lr 4e-3 instead of 1e-3
   (after 30 epochs: CA 0.80 at 1e-3, 0.86 at 2e-3, 0.89 at 4e-3).
-- `paper`: the reference setup (BadEncoder's and the study authors' code): full-width CIFAR ResNet-18 pre-
-  trained on CIFAR-10, which is also the shadow and clean data; downstream GTSRB (target priority road), and
-  for a sweep also SVHN (digit 1) and STL10 (truck); the 10x10 white patch; BadEncoder and DRUPE with their
-  reference settings (the config defaults: 200 epochs, SGD lr 1e-3, batch 256, 20% shadow data); the defence
-  with the authors' settings (5% clean data, Adam lr 1e-3, 500 epochs, batch 128) and BadEncoder's MLP probe
-  (500 epochs). Mixed precision wherever the device has it. Needs the datasets under --data-root (or
+- `paper`: the reference setup (BadEncoder's and the study authors' code): full-width CIFAR ResNet-18
+  pre-trained on CIFAR-10, which is also the shadow and clean data; downstream GTSRB (target priority road),
+  and for a sweep also SVHN (digit 1) and STL10 (truck); the 10x10 white patch; BadEncoder and DRUPE with
+  their reference settings (the config defaults: 200 epochs, SGD lr 1e-3, batch 256, 20% shadow data); the
+  defence with the authors' settings (5% clean data, Adam lr 1e-3, 500 epochs, batch 128) and BadEncoder's MLP
+  probe (500 epochs). Mixed precision wherever the device has it. Needs the datasets under --data-root (or
   --download) and, realistically, a GPU; every size is a flag, so it also runs at reduced scale on a CPU.
 """
 from __future__ import annotations
