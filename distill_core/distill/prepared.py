@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
+
+from ..runs.store import write_atomic
 
 
 def _digest(h, tensor: torch.Tensor) -> None:
@@ -41,15 +41,7 @@ def prepared_key(modules: dict[str, nn.Module], images: torch.Tensor, settings: 
 def save_prepared(path: Path, modules: dict[str, nn.Module], info: dict) -> None:
     tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
                for name, module in modules.items() for k, v in module.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={k: str(v) for k, v in info.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, save(tensors, metadata={k: str(v) for k, v in info.items()}))
 
 
 def load_prepared(path: Path, modules: dict[str, nn.Module]) -> None:

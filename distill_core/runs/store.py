@@ -45,21 +45,25 @@ def _jsonable(obj):
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
 
-def write_json(path: Path, data) -> None:
-    """Write JSON atomically: a reader sees the old file or the new one, never a mix."""
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a file atomically: a reader sees the old file or the new one, never a mix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_jsonable)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=_jsonable))
 
 
 def read_json(path: Path):

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..runs.events import CancelToken, Cancelled
+from ..runs.store import write_atomic
 from .plan import Job, run_job
 
 CELL_FILES = ("config.json", "summary.json", "events.jsonl")  # what a cell sends back (weights stay)
@@ -30,10 +31,7 @@ def write_missing(root: Path, files: dict[str, bytes]) -> None:
         path = root / rel
         if path.is_file() and path.stat().st_size == len(data):
             continue  # the same machine, or already written
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)
 
 
 def remote_job(job: Job, root: str, *needed: dict) -> dict:

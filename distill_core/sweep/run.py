@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..runs.events import CancelToken
-from ..runs.store import Run, write_json
+from ..runs.store import Run, write_atomic, write_json
 from . import table
 from .config import SweepConfig, levels, validate
 from .plan import Job, config_hash, finished, plan, run_job
@@ -93,10 +93,6 @@ def write_tables(root: Path, rows: list[dict]) -> dict[str, str]:
     files.update({f"tables/{name}.csv": table.to_csv(table.formatted(t)) for name, t in tables.items()})
     files["tables.md"] = "\n\n".join(f"## {name}\n\n{table.markdown(t)}" for name, t in tables.items()) + "\n"
     for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_atomic(root / name, text)
     write_json(root / "tables.json", tables)
     return {name: str(root / name) for name in [*files, "tables.json"]}
