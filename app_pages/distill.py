@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from distill_core.data.datasets import default_target, load_dataset
-from distill_core.distill import LOSSES, STUDENTS, TEACHERS
+from distill_core.distill import LOSSES, RECOMMENDED, STUDENTS, TEACHERS
 from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
 from distill_core.runs.store import load_run
@@ -18,7 +18,6 @@ from distill_core.tasks import RESUMABLE, make_config
 from webui.jobs import current, live, manager, resume, start
 from webui.widgets import figure_cards, gallery, number, upload_checkpoint
 
-RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts
 
 st.title("Distill: wash the backdoor out")
 st.markdown("A **student** encoder learns from a **teacher** on a small clean subset: SimCLR on its own views "

@@ -6,3 +6,5 @@ from .losses import LOSSES
 from .students import STUDENTS
 from .teachers import TEACHERS
 from .trainer import run_distill
+
+RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts (Han et al.)

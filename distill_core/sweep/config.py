@@ -16,7 +16,6 @@ from ..config import check, check_dataset, opt
 from ..distill import LOSSES, STUDENTS, TEACHERS
 from ..pipeline import StagesConfig
 
-STUDY_CELL = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's recommended parts
 TEACHER_LOSSES = ",".join(name for name, spec in LOSSES.items() if spec.build)  # the six the study compares
 
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from . import table
-from .config import STUDY_CELL
+from ..distill import RECOMMENDED
 
 PAIRS = (("teacher", "loss"), ("student", "loss"))   # the study's two views
 METRICS = {"asr": "ASR (%)", "ca": "CA (%)"}
@@ -62,12 +62,12 @@ def heatmap_figure(rows: list[dict], row_factor: str, col_factor: str, metric: s
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(col_factor)
     ax.set_ylabel(row_factor)
-    third = next(f for f in STUDY_CELL if f not in (row_factor, col_factor))
+    third = next(f for f in RECOMMENDED if f not in (row_factor, col_factor))
     chosen = [r for r in rows if r["attack"] == attack and r["downstream"] == ds]
-    held = STUDY_CELL[third] if any(r[third] == STUDY_CELL[third] for r in chosen) else "pooled"
+    held = RECOMMENDED[third] if any(r[third] == RECOMMENDED[third] for r in chosen) else "pooled"
     ax.set_title(f"{METRICS.get(metric, metric)} · {attack} → {ds} · {third}: {held}", fontsize=10)
-    if STUDY_CELL[row_factor] in ys and STUDY_CELL[col_factor] in xs:  # the study's recommended parts
-        i, j = ys.index(STUDY_CELL[row_factor]), xs.index(STUDY_CELL[col_factor])
+    if RECOMMENDED[row_factor] in ys and RECOMMENDED[col_factor] in xs:  # the study's recommended parts
+        i, j = ys.index(RECOMMENDED[row_factor]), xs.index(RECOMMENDED[col_factor])
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#1f77b4", linewidth=2.5))
     fig.colorbar(image, ax=ax, shrink=0.8)
     return fig

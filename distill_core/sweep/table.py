@@ -14,7 +14,7 @@ import io
 import statistics
 from itertools import groupby
 
-from .config import STUDY_CELL
+from ..distill import RECOMMENDED
 
 FIGURES = {"ca": "CA", "asr": "ASR", "asr_all": "ASR-all"}   # the purified encoder's, by row key
 BEFORE = {"clean_ca": ("clean", "ca"), "asr_b": ("clean", "asr"), "ba": ("poisoned", "ca"),
@@ -69,7 +69,7 @@ def over_seeds(rows: list[dict], metric: str) -> dict:
 
 def held(rows: list[dict], varied: tuple[str, ...]) -> list[dict]:
     """Rows with the factors not in `varied` at the study's choice, where the grid has that choice."""
-    for factor, choice in STUDY_CELL.items():
+    for factor, choice in RECOMMENDED.items():
         if factor not in varied and any(r[factor] == choice for r in rows):
             rows = [r for r in rows if r[factor] == choice]
     return rows
