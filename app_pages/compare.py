@@ -112,5 +112,5 @@ with sweep_tab:
             for name, t in tables.items():
                 st.markdown(f"**{name.replace('_', ' ')}**")
                 st.dataframe(pd.DataFrame(sweep_table.formatted(t)), hide_index=True, width="stretch")
-            st.download_button("All tables (Markdown)", "\n\n".join(
-                f"## {n}\n\n{sweep_table.markdown(t)}" for n, t in tables.items()), "tables.md", "text/markdown")
+            st.download_button("All tables (Markdown)", sweep_table.markdown_all(tables), "tables.md",
+                               "text/markdown")

@@ -38,12 +38,16 @@ FACTORS = {"attack": ("attacks", ATTACKS), "downstream": ("downstreams", None), 
            "student": ("students", STUDENTS), "loss": ("losses", LOSSES), "seed": ("seeds", None)}
 
 
+def names(text) -> list[str]:
+    """The values of a comma-separated setting, blanks dropped."""
+    return [v.strip() for v in str(text or "").split(",") if v.strip()]
+
+
 def levels(cfg: SweepConfig) -> dict[str, list]:
     """Each factor's values, in the order given: {"attack": [...], ..., "seed": [0, 1]}."""
     out = {}
     for factor, (name, _) in FACTORS.items():
-        raw = getattr(cfg, name) or (cfg.downstream if factor == "downstream" else "")
-        values = [v.strip() for v in str(raw).split(",") if v.strip()]
+        values = names(getattr(cfg, name) or (cfg.downstream if factor == "downstream" else ""))
         out[factor] = [int(v) for v in values] if factor == "seed" else values
     return out
 
@@ -58,7 +62,7 @@ def validate(cfg: SweepConfig) -> None:
     check(not cfg.ray or importlib.util.find_spec("ray") is not None, "ray",
           "running on Ray needs it installed: pip install 'ray>=2.9'")
     for factor, (name, registry) in FACTORS.items():
-        raw = [v.strip() for v in str(getattr(cfg, name) or "").split(",") if v.strip()]
+        raw = names(getattr(cfg, name))
         check(bool(raw) or factor == "downstream", name, "name at least one")
         check(len(set(raw)) == len(raw), name, "a value is named twice")
         if registry is not None:

@@ -91,7 +91,7 @@ def write_tables(root: Path, rows: list[dict]) -> dict[str, str]:
     files = {"results.csv": table.to_csv(rows, table.COLUMNS), "results.json": json.dumps(rows, indent=1)}
     tables = table.summary_tables(rows)
     files.update({f"tables/{name}.csv": table.to_csv(table.formatted(t)) for name, t in tables.items()})
-    files["tables.md"] = "\n\n".join(f"## {name}\n\n{table.markdown(t)}" for name, t in tables.items()) + "\n"
+    files["tables.md"] = table.markdown_all(tables)
     for name, text in files.items():
         write_atomic(root / name, text)
     write_json(root / "tables.json", tables)

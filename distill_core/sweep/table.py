@@ -142,6 +142,11 @@ def markdown(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown_all(tables: dict[str, list[dict]]) -> str:
+    """Named tables as one Markdown document, a section each."""
+    return "\n\n".join(f"## {name}\n\n{markdown(t)}" for name, t in tables.items()) + "\n"
+
+
 def summary_tables(rows: list[dict]) -> dict[str, list[dict]]:
     """The study-style tables of a sweep's rows, by name."""
     tables = {"attacks": attacks_table(rows), "cells": cells_table(rows)}
