@@ -47,8 +47,8 @@ with right:
             width = st.select_slider("Width", [0.125, 0.25, 0.5, 1.0], value=pre.width, key="pretrain:width")
         job = current("pretrain")
         if st.button("Pre-train", disabled=bool(job and job.active)):
-            job = start("pretrain", "pretrain", {"data": shadow, "downstream": downstream, "epochs": pre_epochs,
-                                                 "n_train": n_train, "width": width, **data})
+            start("pretrain", "pretrain", {"data": shadow, "downstream": downstream, "epochs": pre_epochs,
+                                           "n_train": n_train, "width": width, **data})
         if job is not None:
             live(job, charts=False)
 
@@ -147,7 +147,7 @@ if st.button("Run the attack", type="primary", disabled=not ready or bool(job an
                  **extra, **data}
     if auto == "pick":
         overrides.update(ref_indices=",".join(map(str, picked)), n_refs=len(picked))
-    job = start("attack", "attack", overrides)
+    start("attack", "attack", overrides)
 if job is not None:
     st.subheader("Training")
     live(job)

@@ -82,7 +82,7 @@ with s5:
 job = current("distill")
 if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):
     kept = str(manager().store.root / "prepared")  # a teacher or warm-up trained once serves later runs too
-    job = start("distill", "distill", {**picks, **overrides, "encoder": encoder, "reuse": kept})
+    start("distill", "distill", {**picks, **overrides, "encoder": encoder, "reuse": kept})
 
 stopped = [r for r in stored
            if r["kind"] == "distill" and r["status"] in RESUMABLE and not r.get("parent")]
@@ -95,7 +95,7 @@ if stopped:
         st.caption("It carries on from its last checkpoint (kept at an epoch's end) to the result an uninterrupted "
                    "run reaches.")
         if st.button("Resume", key="distill:resume-button", disabled=bool(job and job.active)):
-            job = resume("distill", pick) or job
+            resume("distill", pick)
 if job is not None:
     st.subheader("Training")
     live(job)

@@ -44,7 +44,7 @@ st.markdown("Poison the shipped clean encoder with **BadEncoder**, then purify i
             "About three minutes on a 2-core CPU.")
 job = current("demo")
 if st.button("Run the whole demo", type="primary", disabled=bool(job and job.active)):
-    job = start("demo", "pipeline", {})
+    start("demo", "pipeline", {})
 if job is not None:
     live(job)
     if job.status == "done":

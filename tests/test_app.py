@@ -130,6 +130,9 @@ def test_a_second_tab_queues_behind_the_first_and_sees_its_place():
     button(first, "Run the whole demo").click().run()
     button(second, "Run the whole demo").click().run()
     assert [i.value for i in second.info][-1].startswith("Queued: yours runs next on the ")
+    sidebar = [c.value for c in second.sidebar.caption]  # drawn before the page, yet it shows the new job
+    assert any("demo: queued · #1 in queue" in c for c in sidebar), sidebar
+    assert any(c.startswith("Server: 1 running, 1 queued") for c in sidebar), sidebar
     for at in (second, first):
         next(b for b in at.button if b.label == "Cancel").click().run()
     assert wait_until_ended(second, timeout=60) == "Cancelled." and wait_until_ended(first, timeout=60) == "Cancelled."

@@ -16,7 +16,11 @@ from distill_core.runs.progress import curves, part, progress
 from distill_core.runs.store import RunStore
 from distill_core.tasks import TASKS, make_config
 
-POLL_SECONDS = 1.0         # a running job's view: live curves
+# How often views redraw. The browser usually shares the training machine's cores, and every redraw costs it
+# CPU that a training step waits for (measured in-browser demo, 2-core CPU: 149-157 s with status and curves
+# every second, 143-148 s with status every 2 s and curves every 4 s; 136 s with no page watching).
+POLL_SECONDS = 2.0         # a running job's status line and progress bar
+CHART_POLL_SECONDS = 4.0   # its live curves
 QUEUED_POLL_SECONDS = 3.0  # a queued job's view and the sidebar's job list: a place in a queue moves slowly
 
 
@@ -35,24 +39,26 @@ def owner() -> str:
     return st.session_state.owner
 
 
-def start(key: str, task: str, overrides: dict, preset: str = "demo") -> Job | None:
-    """Queue `task` (preset <- overrides) as this tab's `key` job; a bad setting is shown, not raised."""
+def start(key: str, task: str, overrides: dict, preset: str = "demo") -> None:
+    """Queue `task` (preset <- overrides) as this tab's `key` job and rerun the app to show it; a bad setting
+    is shown, not raised."""
     return _queue(key, "start", lambda: manager().submit(task, make_config(task, preset, overrides), owner(), key))
 
 
-def resume(key: str, run_path: str) -> Job | None:
-    """Queue a stopped run to carry on from its checkpoint as this tab's `key` job; a refusal is shown."""
+def resume(key: str, run_path: str) -> None:
+    """Queue a stopped run to carry on from its checkpoint as this tab's `key` job (then as `start`); a refusal
+    is shown."""
     return _queue(key, "resume", lambda: manager().resume(run_path, owner(), key))
 
 
-def _queue(key: str, verb: str, submit) -> Job | None:
+def _queue(key: str, verb: str, submit) -> None:
     try:
         job = submit()
     except ValueError as e:
         st.error(f"Could not {verb}: {e}")
-        return None
+        return
     st.session_state[f"job:{key}"] = job.id
-    return job
+    st.rerun()  # the sidebar was drawn before the page: redraw it with the new job, and poll
 
 
 def current(key: str) -> Job | None:
@@ -80,8 +86,8 @@ def status_line(job: Job) -> str:
 
 
 def live(job: Job, charts: bool = True) -> None:
-    """Status, progress, cancel and live curves of `job`, redrawn every second while it is active; when it
-    ends the whole page reruns once so that its results appear."""
+    """Status, progress, cancel and live curves of `job`, redrawn while it is active (the curves less often);
+    when it ends the whole page reruns once so that its results appear."""
 
     def view():
         done_key = f"ended:{job.id}"
@@ -92,8 +98,6 @@ def live(job: Job, charts: bool = True) -> None:
             st.progress(p.fraction if p else 0.0)
         if job.active and st.button("Cancel", key=f"cancel:{job.id}"):
             manager().cancel(job.id)
-        if charts:
-            draw_curves(job.events)
         if not job.active and not st.session_state.get(done_key):
             st.session_state[done_key] = True
             st.rerun(scope="app")
@@ -103,6 +107,11 @@ def live(job: Job, charts: bool = True) -> None:
     running = job.status == "running"
     every = POLL_SECONDS if running else QUEUED_POLL_SECONDS if job.active else None
     st.fragment(view, run_every=every)()
+    if charts:
+        def curves_view():
+            draw_curves(job.events)
+
+        st.fragment(curves_view, run_every=CHART_POLL_SECONDS if running else None)()
 
 
 PART_NAMES = {"pretrain": "Pre-training", "attack": "Attack", "distill": "Distillation", "teacher": "fine-tuning the teacher",
