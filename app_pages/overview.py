@@ -41,7 +41,7 @@ st.caption("CA: clean accuracy of a probe on the encoder's features (BA for the 
 st.subheader("The whole story in one click")
 st.markdown("Poison the shipped clean encoder with **BadEncoder**, then purify it with the study's "
             "recommendation: a **fine-tuned teacher**, a **warm-up student** and **attention transfer**. "
-            "About three minutes on a 2-core CPU.")
+            "About two and a half minutes on a 2-core CPU.")
 job = current("demo")
 if st.button("Run the whole demo", type="primary", disabled=bool(job and job.active)):
     start("demo", "pipeline", {})
