@@ -18,7 +18,7 @@ from distill_core.tasks import TASKS, make_config
 
 # How often views redraw. The browser usually shares the training machine's cores, and every redraw costs it
 # CPU that a training step waits for (measured in-browser demo, 2-core CPU: 149-157 s with status and curves
-# every second, 143-148 s with status every 2 s and curves every 4 s; 136 s with no page watching).
+# every second, 138-148 s with status every 2 s and curves every 4 s; 136 s with no page watching).
 POLL_SECONDS = 2.0         # a running job's status line and progress bar
 CHART_POLL_SECONDS = 4.0   # its live curves
 QUEUED_POLL_SECONDS = 3.0  # a queued job's view and the sidebar's job list: a place in a queue moves slowly
@@ -42,13 +42,13 @@ def owner() -> str:
 def start(key: str, task: str, overrides: dict, preset: str = "demo") -> None:
     """Queue `task` (preset <- overrides) as this tab's `key` job and rerun the app to show it; a bad setting
     is shown, not raised."""
-    return _queue(key, "start", lambda: manager().submit(task, make_config(task, preset, overrides), owner(), key))
+    _queue(key, "start", lambda: manager().submit(task, make_config(task, preset, overrides), owner(), key))
 
 
 def resume(key: str, run_path: str) -> None:
     """Queue a stopped run to carry on from its checkpoint as this tab's `key` job (then as `start`); a refusal
     is shown."""
-    return _queue(key, "resume", lambda: manager().resume(run_path, owner(), key))
+    _queue(key, "resume", lambda: manager().resume(run_path, owner(), key))
 
 
 def _queue(key: str, verb: str, submit) -> None:
