@@ -155,7 +155,7 @@ def draw_curves(events: list[dict]) -> None:
 def line_chart(rows: list[dict], columns: dict[str, str], y_title: str, x_max: int | None = None,
                colors: list[str] | None = None) -> None:
     """Lines of `columns` (field -> legend name) against epoch. A hand-written Vega-Lite spec: building one
-    through Altair costs ~30 ms of the server's time per chart, every second, beside a training thread."""
+    through Altair costs ~30 ms of the server's time per chart at every redraw, beside a training thread."""
     data = pd.DataFrame([{"epoch": r["epoch"], "term": name, "value": r[field]}
                          for r in rows for field, name in columns.items() if field in r])
     color = {"field": "term", "type": "nominal", "title": None, "legend": {"orient": "bottom"}}
