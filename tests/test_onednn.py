@@ -1,0 +1,48 @@
+"""oneDNN's issue #6035 stays out of the lab (see `device.onednn_6035`): on the laptop profile, with one and two
+threads, the case that crashes, hangs or silently corrupts weight gradients completes through the runtime with
+the gradients of contiguous tensors, and so does a whole training step at every width class the lab offers.
+Each check runs in a fresh interpreter, since the profile is read when torch loads and a crash must not take
+the suite with it."""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from distill_core.device import LAPTOP_ENV
+
+pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                                reason="the laptop profile limits x86 kernels")
+
+# below 0.125 (layer1 of 4 and 6 channels: the crash and the silent case), 0.125, the demo's 0.25, full width
+WIDTHS = ("0.0625", "0.1", "0.125", "0.25", "1.0")
+
+
+def on_laptop(check: str, values, threads: int, timeout: float = 240) -> dict:
+    env = {**os.environ, **LAPTOP_ENV, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+    try:
+        p = subprocess.run([sys.executable, str(ROOT / "tests" / "laptop_checks.py"), check, *values], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{check} hung for {timeout:g} s on the laptop profile with {threads} thread(s)")
+    assert p.returncode == 0, f"{check} crashed (exit {p.returncode}) with {threads} thread(s): {p.stderr[-2000:]}"
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["capability"] == "AVX2"  # the profile took hold
+    return out["worst"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_narrow_strided_1x1_convolution_through_the_runtime(threads):
+    worst = on_laptop("bare", ["4", "6"], threads)
+    assert max(worst.values()) < 1e-5, worst
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_whole_distillation_step_in_channels_last_equals_contiguous_at_every_width(threads):
+    # A step from random weights amplifies the formats' fp32 rounding (features agree to 1e-6) to at most 0.9%
+    # in a gradient, on any profile (measured); without the workaround the affected downsample's is 146-191% off.
+    worst = on_laptop("step", WIDTHS, threads)
+    assert max(worst.values()) < 0.05, worst
