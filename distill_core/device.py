@@ -3,7 +3,7 @@
 `auto` picks CUDA, then MPS, then CPU. Precision `auto` means bf16 autocast where the hardware does
 bf16 natively (CUDA with bf16 support, CPUs with AVX512-BF16/AMX) and fp32 elsewhere; fp16 on CUDA uses
 a gradient scaler. Channels-last is on for CUDA and CPU (faster convolutions on both), except for the few
-CPU convolutions oneDNN gets wrong in that format (`onednn_6035`); losses are always computed in fp32.
+CPU convolutions oneDNN gets wrong in that format (`cpu_kernels.py`); losses are always computed in fp32.
 """
 from __future__ import annotations
 
@@ -15,11 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-
-# The laptop profile: what a classroom laptop's CPU runs (oneDNN and ATen on AVX2 kernels; no native bf16, so
-# precision `auto` gives fp32), on any x86 machine. torch reads both variables when it loads: set them in the
-# environment of a fresh process.
-LAPTOP_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+from .cpu_kernels import avoid_onednn_6035, compile_cache_per_cpu, keep_nchw_out_of_graphs
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -74,30 +70,6 @@ def keep_freed_memory() -> bool:
         (m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 256 << 20)))
 
 
-def onednn_6035(conv: torch.nn.Module) -> bool:
-    """A convolution that oneDNN's issue #6035 breaks in channels-last on the CPU: 1x1, stride > 1, fewer than
-    8 input channels. oneDNN's AVX2 weight-gradient kernel for it writes past its workspace ("1x1 convolution
-    backward_weights writes past the rtus workspace (nhwc, IC < ic_block)"): a hang, a crash (double free,
-    segfault) or silently wrong weight gradients (measured here: 5-100% off). The lab meets it in the first
-    downsample of encoders narrower than width 0.125, whose layer1 has fewer than 8 channels. AVX-512 CPUs
-    run another kernel, but `ONEDNN_MAX_CPU_ISA` or a laptop can put any CPU on this one."""
-    return (isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (1, 1) and max(conv.stride) > 1
-            and conv.in_channels < 8)
-
-
-def _contiguous_input(conv: torch.nn.Module, args: tuple) -> tuple:
-    return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
-
-
-def keep_contiguous(conv: torch.nn.Conv2d) -> None:
-    """Run `conv` in NCHW whatever its input's format: oneDNN takes channels-last when the input or the weight
-    is, so both are kept contiguous. Costs one small copy of the input (narrow encoders only)."""
-    conv.to(memory_format=torch.contiguous_format)
-    if not getattr(conv, "_keeps_contiguous", False):
-        conv.register_forward_pre_hook(_contiguous_input)
-        conv._keeps_contiguous = True
-
-
 def describe(device: torch.device) -> str:
     """Human name of a device, for the app's sidebar and run records."""
     if device.type == "cuda":
@@ -124,6 +96,7 @@ class Runtime:
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         keep_freed_memory()  # host memory: CPU tensors, and pinned staging on CUDA
+        compile_cache_per_cpu()
         return cls(dev, prec, channels_last, compile)
 
     def __post_init__(self):
@@ -140,20 +113,19 @@ class Runtime:
 
     def compiled(self, fn):
         """`fn` through torch.compile when the run asked for it (forward and backward both compiled)."""
-        return torch.compile(fn) if self.compile else fn
+        if not self.compile:
+            return fn
+        keep_nchw_out_of_graphs()
+        return torch.compile(fn)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
 
     def module(self, m: torch.nn.Module) -> torch.nn.Module:
         m = m.to(self.device)
-        if not self.channels_last:
-            return m
-        m = m.to(memory_format=torch.channels_last)
-        if self.device.type == "cpu":
-            for conv in filter(onednn_6035, m.modules()):
-                keep_contiguous(conv)
-        return m
+        if self.device.type == "cpu":  # with channels-last, or under torch.compile, which picks it by itself
+            avoid_onednn_6035(m)
+        return m.to(memory_format=torch.channels_last) if self.channels_last else m
 
     def optimizer(self, kind: type, params, **kwargs) -> torch.optim.Optimizer:
         """`kind` (Adam, SGD) with its fused kernel where the device has one: one pass over every parameter

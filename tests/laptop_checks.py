@@ -1,6 +1,6 @@
 """Checks that tests/test_onednn.py runs in a fresh interpreter on the laptop profile (AVX2 kernels, fp32).
 
-`python tests/laptop_checks.py bare CHANNELS...` and `... step WIDTH...` print one JSON line: for each, the worst
+`python tests/laptop_checks.py bare CHANNELS...`, `... step WIDTH...` and `... compiled-step WIDTH...` print one JSON line: for each, the worst
 relative difference (in norm) of a parameter's gradient between the runtime's channels-last path and plain
 contiguous tensors.
 """
@@ -39,10 +39,10 @@ def bare(channels: int) -> float:
     return worst
 
 
-def step_gradients(width: float, channels_last: bool) -> dict[str, torch.Tensor]:
+def step_gradients(width: float, channels_last: bool, compile: bool = False) -> dict[str, torch.Tensor]:
     """The gradients of one whole distillation step (student InfoNCE + AT on four stages against a frozen
     teacher) at `width`, from fixed weights and images."""
-    rt = Runtime.create("cpu", "fp32", channels_last=channels_last)
+    rt = Runtime.create("cpu", "fp32", channels_last=channels_last, compile=compile)
     torch.manual_seed(0)
     student, head = rt.module(cifar_resnet18(width)), rt.module(ProjectionHead(cifar_resnet18(width).feature_dim))
     teacher = rt.module(FrozenTeacher(cifar_resnet18(width)))
@@ -53,8 +53,9 @@ def step_gradients(width: float, channels_last: bool) -> dict[str, torch.Tensor]
     return {name: p.grad for name, p in [*student.named_parameters(), *head.named_parameters()]}
 
 
-def step(width: float) -> float:
-    ours, plain = step_gradients(width, True), step_gradients(width, False)
+def step(width: float, compile: bool = False) -> float:
+    """Channels-last (compiled: as torch.compile lays it out) against eager contiguous tensors."""
+    ours, plain = step_gradients(width, True, compile), step_gradients(width, False)
     return max(relative(ours[k], plain[k]) for k in plain)
 
 
@@ -63,5 +64,5 @@ if __name__ == "__main__":
     if check == "bare":
         worst = {v: bare(int(v)) for v in values}
     else:
-        worst = {v: step(float(v)) for v in values}
+        worst = {v: step(float(v), compile=check == "compiled-step") for v in values}
     print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(), "worst": worst}))

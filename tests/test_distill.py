@@ -115,8 +115,8 @@ def test_compiled_step_matches_the_eager_step():
     runs = {}
     for compiled in (False, True):
         rt = Runtime.create("cpu", "fp32", compile=compiled)
-        s, h = copy.deepcopy(student), copy.deepcopy(head)
-        d = Distiller(s, h, FrozenTeacher(copy.deepcopy(teacher)), LOSSES["at"], {st: 1000.0 for st in STAGES}, rt,
+        s, h, t = (rt.module(copy.deepcopy(m)) for m in (student, head, FrozenTeacher(teacher)))
+        d = Distiller(s, h, t, LOSSES["at"], {st: 1000.0 for st in STAGES}, rt,
                       lr=1e-3, weight_decay=0.0, temperature=0.5, augment=SimCLRAugment(size=16),
                       gen=torch.Generator().manual_seed(0))
         runs[compiled] = ([d.step(images)["loss"].item() for _ in range(2)], s)

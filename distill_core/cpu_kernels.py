@@ -1,0 +1,75 @@
+"""What the CPU's kernels need from the lab: the laptop profile, oneDNN issue #6035 kept out, and one
+torch.compile cache per CPU capability. `Runtime` (device.py) applies them where it decides formats and compiles.
+"""
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import tempfile
+
+import torch
+
+
+def compile_cache_dir(capability: str) -> str:
+    """Inductor's default cache folder with the CPU capability added (see `compile_cache_per_cpu`)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "user"
+    return os.path.join(tempfile.gettempdir(), f"torchinductor_{user}_{capability.lower()}")
+
+
+# The laptop profile: what a classroom laptop's CPU runs (oneDNN and ATen on AVX2 kernels; no native bf16, so
+# precision `auto` gives fp32), on any x86 machine, with torch.compile's cache of that capability (a process
+# started from another profile would otherwise inherit its cache). torch reads these when it loads: set them in
+# the environment of a fresh process.
+LAPTOP_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+              "TORCHINDUCTOR_CACHE_DIR": compile_cache_dir("avx2")}
+
+
+def onednn_6035(conv: torch.nn.Module) -> bool:
+    """A convolution that oneDNN's issue #6035 breaks in channels-last on the CPU: 1x1, stride > 1, fewer than
+    8 input channels. oneDNN's AVX2 weight-gradient kernel for it writes past its workspace ("1x1 convolution
+    backward_weights writes past the rtus workspace (nhwc, IC < ic_block)"): a hang, a crash (double free,
+    segfault) or silently wrong weight gradients (measured here: 5-190% off). The lab meets it in the first
+    downsample of encoders narrower than width 0.125, whose layer1 has fewer than 8 channels. AVX-512 CPUs
+    run another kernel, but `ONEDNN_MAX_CPU_ISA` or a laptop can put any CPU on this one."""
+    return (isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (1, 1) and max(conv.stride) > 1
+            and conv.in_channels < 8)
+
+
+def nchw(t: torch.Tensor) -> torch.Tensor:
+    """`t` with NCHW strides. `contiguous()` is not enough: a channels-last tensor whose spatial size is 1x1 (as
+    a 1x1 kernel is) already counts as contiguous and keeps strides from which oneDNN reads channels-last."""
+    return t.contiguous().view(-1).view(t.shape)
+
+
+class NCHWConv2d(torch.nn.Conv2d):
+    """A Conv2d that always runs in NCHW (oneDNN takes channels-last when its input or weight is). Same
+    parameters, so checkpoints are unchanged; the cost is a copy of the input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(nchw(x), nchw(self.weight), self.bias)
+
+
+@functools.cache
+def keep_nchw_out_of_graphs() -> None:
+    """Run `NCHWConv2d` eagerly between torch.compile's graphs: inductor would lay it out channels-last again
+    (measured: 15-20% off, or a crash, under `--compile` even with channels-last off). Done when a run first
+    compiles, because importing the compiler costs seconds at start-up."""
+    NCHWConv2d.forward = torch.compiler.disable(NCHWConv2d.forward)
+
+
+def avoid_onednn_6035(m: torch.nn.Module) -> torch.nn.Module:
+    """Turn every convolution of `m` that oneDNN #6035 breaks into an `NCHWConv2d`, in place."""
+    for conv in filter(onednn_6035, m.modules()):
+        conv.__class__ = NCHWConv2d
+    return m
+
+
+def compile_cache_per_cpu() -> None:
+    """Give torch.compile one on-disk cache per CPU capability, unless a folder was chosen: its cache does not
+    tell them apart, and kernels built under AVX-512 then loaded on the laptop profile's AVX2 (or the other way)
+    crashed or computed wrong values, NaN included (seen here)."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", compile_cache_dir(torch.backends.cpu.get_cpu_capability()))
