@@ -1,4 +1,4 @@
-"""The job manager queues per device, runs in worker threads, cancels, and survives failing jobs."""
+"""The job manager queues per device, runs jobs in child processes, cancels, and survives failing and dying jobs."""
 import threading
 import time
 from types import SimpleNamespace
@@ -6,9 +6,11 @@ from types import SimpleNamespace
 import pytest
 
 from distill_core.runs.events import Cancelled
+from distill_core.runs.child import in_child
 from distill_core.runs.jobs import JobManager
 from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.store import RunStore
+from job_targets import with_test_tasks
 
 
 class Gate:
@@ -139,20 +141,43 @@ def test_a_diverging_job_fails_with_a_clear_message_and_the_next_one_runs(tmp_pa
     assert good.status == "done", good.error
 
 
-def test_running_out_of_memory_fails_that_job_with_a_sentence_and_the_next_one_runs(tmp_path, monkeypatch):
-    import dataclasses
-
-    import torch
-
-    from distill_core import tasks
+def test_running_out_of_memory_fails_that_job_with_a_sentence_and_the_next_one_runs(tmp_path):
     from distill_core.tasks import make_config
-
-    def exhausted(cfg, run, cancel):  # what a CUDA allocation failure raises inside a task
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    monkeypatch.setitem(tasks.TASKS, "oom", dataclasses.replace(tasks.TASKS["evaluate"], fn=exhausted))
-    jobs = JobManager(RunStore(tmp_path))
+    jobs = JobManager(RunStore(tmp_path), runner=in_child(with_test_tasks))
     cfg = make_config("evaluate", "demo", {"device": "cpu", "n_downstream_train": 300, "n_downstream_test": 200})
     bad, good = jobs.submit("oom", cfg), jobs.submit("evaluate", cfg)
     jobs.wait(good.id, timeout=120)
     assert bad.status == "failed" and bad.error.startswith("the device ran out of memory: lower the batch size")
     assert good.status == "done", good.error
+
+
+@pytest.mark.parametrize("task, signal_name", [("segfault", "SIGSEGV"), ("killed", "SIGKILL")])
+def test_a_job_that_dies_in_native_code_fails_alone_and_the_next_one_runs(tmp_path, task, signal_name):
+    from distill_core.runs.store import load_run
+    from distill_core.tasks import make_config
+    jobs = JobManager(RunStore(tmp_path), runner=in_child(with_test_tasks))
+    cfg = make_config("evaluate", "demo", {"device": "cpu", "n_downstream_train": 300, "n_downstream_test": 200})
+    bad, good = jobs.submit(task, cfg), jobs.submit("evaluate", cfg)
+    jobs.wait(good.id, timeout=120)
+    assert bad.status == "failed" and bad.error.startswith(f"the job's process died (it was stopped by {signal_name}")
+    assert any(e.get("message", "").startswith("about to") for e in bad.events)  # it ran, then died
+    record = load_run(bad.run_path)
+    assert record["status"] == "interrupted" and record["error"] == bad.error
+    assert good.status == "done", good.error  # this process (the server) and its next job carry on
+
+
+def test_a_cancelled_job_that_hangs_in_native_code_is_killed_after_the_grace(tmp_path, monkeypatch):
+    from distill_core.runs import child
+    from distill_core.runs.store import load_run
+    from distill_core.tasks import make_config
+    monkeypatch.setattr(child, "CANCEL_GRACE", 1.0)
+    jobs = JobManager(RunStore(tmp_path), runner=in_child(with_test_tasks))
+    job = jobs.submit("hang", make_config("evaluate", "demo", {"device": "cpu"}))
+    until(lambda: any(e.get("message") == "hanging" for e in job.events), timeout=60)
+    t = time.time()
+    jobs.cancel(job.id)
+    jobs.wait(job.id, timeout=10)
+    assert job.status == "cancelled" and time.time() - t <= 3.0
+    assert "did not stop within 1 s and was killed" in job.error
+    record = load_run(job.run_path)
+    assert record["status"] == "interrupted" and record["error"] == job.error

@@ -1,10 +1,11 @@
-"""Background jobs: engine tasks run in worker threads, queued per device, watched by polling.
+"""Background jobs: engine tasks run in child processes, queued per device, watched by polling.
 
 The app holds one `JobManager` per server process. A page submits a task and keeps only the job's id; the
-manager runs it in a thread (never the page's script thread), keeps its events in memory for live views and
-lets the run store keep the record on disk. At most `slots` jobs run at once per device: on a shared box a
-class queues instead of running thirty trainings over each other (on a 2-core CPU even two concurrent
-trainings slow each other several-fold), and each user can see their place in the queue.
+manager runs it in a child process (`child.py`: a crash in native code fails the job, not the server), watched
+by a worker thread that keeps its events in memory for live views; the run store keeps the record on disk.
+At most `slots` jobs run at once per device: on a shared box a class queues instead of running thirty
+trainings over each other (on a 2-core CPU even two concurrent trainings slow each other several-fold), and
+each user can see their place in the queue.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..device import resolve_device
+from .child import Runner, in_child
 from .events import CancelToken, Cancelled, Event
 from .store import RunStore, new_run_id
 
@@ -50,9 +51,6 @@ class Job:
         self.events.append({"t": time.time(), **event})  # list.append is atomic: readers never lock
 
 
-Runner = Callable[..., tuple[Path, dict]]
-
-
 def _run_task(task, config, out, on_event, cancel, store, resume=False) -> tuple[Path, dict]:
     from ..tasks import resume_task, run_task  # tasks imports every engine module; keep this one light to import
     if resume:
@@ -61,13 +59,13 @@ def _run_task(task, config, out, on_event, cancel, store, resume=False) -> tuple
 
 
 class JobManager:
-    """Queue, run and watch tasks. `slots` jobs at once per device; `runner` is `tasks.run_task` (tests may
-    pass another with the same signature)."""
+    """Queue, run and watch tasks. `slots` jobs at once per device; `runner` runs one (default: `tasks.run_task`
+    in a child process; tests may pass another with the same signature, run in the worker thread itself)."""
 
-    def __init__(self, store: RunStore | None = None, slots: int = 1, runner: Runner = _run_task):
+    def __init__(self, store: RunStore | None = None, slots: int = 1, runner: Runner | None = None):
         self.store = store or RunStore()
         self.slots = max(1, slots)
-        self._runner = runner
+        self._runner = runner or in_child(_run_task)
         self._jobs: dict[str, Job] = {}
         self._queues: dict[str, deque[Job]] = {}
         self._running: dict[str, int] = {}
@@ -145,8 +143,8 @@ class JobManager:
             _, job.summary = self._runner(job.task, job.config, job.run_path, job.record, job.cancel_token,
                                           self.store, resume=job.resume)
             job.status = "done"
-        except Cancelled:
-            job.status, job.error = "cancelled", "cancelled by the user"
+        except Cancelled as e:
+            job.status, job.error = "cancelled", str(e) or "cancelled by the user"
         except Exception as e:  # the run record says what failed; the server and other jobs carry on
             job.status, job.error = "failed", str(e) or type(e).__name__
         finally:

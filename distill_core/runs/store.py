@@ -170,6 +170,8 @@ class Run:
             self._events.close()
 
 
+INTERRUPTED = "its process stopped (a server restart or a crash) before the run finished"
+
 STORE_FOLDERS = {"uploads", "prepared"}  # the store's own folders (uploaded files, kept teachers), not runs
 
 
@@ -209,14 +211,17 @@ class RunStore:
                     out.append({**_try_load(stage), "parent": run["id"]})
         return out
 
-    def mark_interrupted(self) -> list[str]:
-        """Record `interrupted` in every run whose writer has ended while it ran (a server does this when it
-        starts); returns their ids."""
+    def mark_interrupted(self, reason: str = INTERRUPTED, under: Path | None = None) -> list[str]:
+        """Record `interrupted`, and why, in every run (under `under`: that run and its stages) whose writer has
+        ended while it ran (a server does this when it starts, a job's parent when its process dies); returns
+        their ids."""
         marked = []
         for run in self.list():
+            if under is not None and not Path(run["path"]).is_relative_to(under):
+                continue
             if run["status"] == "interrupted" and run.get("writer_gone"):
                 rec = read_json(Path(run["path"]) / "config.json")
-                rec.update(status="interrupted", interrupted=time.time(), error=INTERRUPTED)
+                rec.update(status="interrupted", interrupted=time.time(), error=reason)
                 write_json(Path(run["path"]) / "config.json", rec)
                 marked.append(run["id"])
         return marked
@@ -225,9 +230,6 @@ class RunStore:
 def _being_created(path: Path) -> bool:
     """A folder made in the last minute whose record is not written yet: a run starting, not a damaged one."""
     return not (path / "config.json").exists() and time.time() - _mtime(path) < 60
-
-
-INTERRUPTED = "its process stopped (a server restart or a crash) before the run finished"
 
 
 def _try_load(path: Path) -> dict:

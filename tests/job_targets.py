@@ -1,0 +1,43 @@
+"""Job runners for the job manager's child processes in tests: module-level, so a child can import them.
+
+`with_test_tasks` is the real runner with a few extra tasks registered in the child: each starts its run like
+any task, then fails the way a real fault would.
+"""
+import ctypes
+import dataclasses
+import os
+import signal
+import threading
+
+import torch
+
+from distill_core import tasks
+from distill_core.runs.jobs import _run_task
+
+
+def _exhausted(cfg, run, cancel):  # what a CUDA allocation failure raises inside a task
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def _segfault(cfg, run, cancel):  # a fault in native code, as oneDNN's issue #6035 gives
+    run({"kind": "log", "message": "about to fault"})
+    ctypes.string_at(0)
+
+
+def _killed(cfg, run, cancel):  # the system's out-of-memory killer
+    run({"kind": "log", "message": "about to be killed"})
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _hang(cfg, run, cancel):  # a native hang: never reaches a cancel point
+    run({"kind": "log", "message": "hanging"})
+    threading.Event().wait()
+
+
+TEST_TASKS = {"oom": _exhausted, "segfault": _segfault, "killed": _killed, "hang": _hang}
+
+
+def with_test_tasks(task, config, out, on_event, cancel, store, resume=False):
+    for name, fn in TEST_TASKS.items():
+        tasks.TASKS[name] = dataclasses.replace(tasks.TASKS["evaluate"], fn=fn)
+    return _run_task(task, config, out, on_event, cancel, store, resume)
