@@ -1,6 +1,7 @@
 """Shared fixtures. Tests run on the CPU in fp32 unless they say otherwise."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -34,6 +35,27 @@ def cpu() -> Runtime:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def cli(*args, check=True):
+    """`python -m distill_core ARGS` as a user runs it, in a real subprocess."""
+    proc = subprocess.run([sys.executable, "-m", "distill_core", *args], cwd=ROOT, capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def last_json(proc):
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def demo_story(tmp_path_factory) -> tuple[Path, dict]:
+    """`pipeline --preset demo` run once from the command line (BadEncoder, then the study's fine-tuned teacher,
+    warm-up student and AT): the demo's attack targets and its defence targets are both read off this one story,
+    as a class sees it. (folder, summary)"""
+    out = tmp_path_factory.mktemp("demo") / "P"
+    return out, last_json(cli("pipeline", "--preset", "demo", "--out", str(out), "--quiet"))
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,25 +1,13 @@
 """The command line as a user runs it: real subprocesses, the JSON summary on the last stdout line."""
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import CIFAR10_MINI, ROOT, needs_cifar10_mini
-
-
-def cli(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "distill_core", *args], cwd=ROOT, capture_output=True, text=True)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc
-
-
-def last_json(proc):
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+from conftest import CIFAR10_MINI, cli, last_json, needs_cifar10_mini
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # about 4 min on the laptop profile
 def test_demo_pretrain_beats_random_init_then_evaluates(tmp_path):
     out = tmp_path / "D"
     summary = last_json(cli("pretrain", "--preset", "demo", "--out", str(out), "--quiet"))

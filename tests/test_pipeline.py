@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from test_cli import cli, last_json
+from conftest import cli, last_json
 
 FIGURES = {"ca", "asr", "asr_all"}
 
@@ -15,17 +15,14 @@ def check_shape(s: dict) -> None:
     assert s["seconds"]["total"] >= s["seconds"]["attack"] + s["seconds"]["distill"]
 
 
-def test_short_pipeline_removes_the_backdoor_and_keeps_accuracy(tmp_path):
+def test_a_tiny_pipeline_runs_both_stages_and_keeps_their_records(tmp_path):
     out = tmp_path / "P"
-    s = last_json(cli("pipeline", "--preset", "demo", "--attack-epochs", "4", "--distill-epochs", "30",
-                      "--out", str(out), "--quiet"))
-    check_shape(s)
+    s = last_json(cli("pipeline", "--preset", "demo", "--attack-epochs", "1", "--n-shadow", "256", "--distill-epochs",
+                      "1", "--teacher-epochs", "1", "--warmup-epochs", "1", "--n-clean", "256",
+                      "--n-downstream-train", "300", "--n-downstream-test", "200", "--out", str(out), "--quiet"))
+    check_shape(s)  # what it removes at the demo's budget: test_demo_pipeline_meets_the_defence_targets
     assert (s["preset"], s["attack"], s["teacher"], s["student"], s["loss"]) == (
         "demo", "badencoder", "finetuned", "warmup", "at")
-    # measured (2-core CPU): ASR 0.983 -> 0.048 (ASR-B 0.052), CA 0.975 -> 0.886 after 30 of the preset's 80 epochs
-    assert s["poisoned"]["asr"] >= 0.8
-    assert s["distilled"]["asr"] <= min(0.25, s["poisoned"]["asr"] - 0.5)
-    assert s["distilled"]["ca"] >= s["poisoned"]["ca"] - 0.15
     for stage in ("attack", "distill"):
         assert json.loads((out / stage / "config.json").read_text())["status"] == "done"
     assert (out / "distill" / "encoder.safetensors").is_file() and (out / "distill" / "best.safetensors").is_file()
@@ -34,8 +31,9 @@ def test_short_pipeline_removes_the_backdoor_and_keeps_accuracy(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_pipeline_meets_the_defence_targets(tmp_path):
-    s = last_json(cli("pipeline", "--preset", "demo", "--out", str(tmp_path / "P"), "--quiet"))
+@pytest.mark.timeout(1200)  # the demo story: about 7 min on the laptop profile
+def test_demo_pipeline_meets_the_defence_targets(demo_story):
+    _, s = demo_story
     check_shape(s)
     # measured (2-core CPU, seed 0): ASR 0.994 -> 0.093 against ASR-B 0.052; CA 0.972 -> 0.941; 137 s in all
     assert s["poisoned"]["asr"] >= 0.9

@@ -152,6 +152,7 @@ def killed_and_rerun(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # its sweep, killed and rerun: about 3 min on the laptop profile
 def test_tiny_sweep_over_every_combination_resumes_without_redoing_cells(killed_and_rerun):
     from distill_core.runs.store import load_run
     out, before, unfinished, killed_record, summary = killed_and_rerun
