@@ -3,17 +3,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from . import attack, attribution, augment, compile, distill, evaluate, pipeline, precision, simclr
+from distill_core.cpu_kernels import LAPTOP_ENV
+
+from . import attack, attribution, augment, compile, distill, evaluate, narrow, pipeline, precision, simclr
 from .timing import table
 
 BENCHES = {"distill": distill, "attack": attack, "simclr": simclr, "augment": augment, "evaluate": evaluate,
-           "pipeline": pipeline, "compile": compile, "precision": precision, "inspect": attribution}
+           "pipeline": pipeline, "compile": compile, "precision": precision, "inspect": attribution,
+           "narrow": narrow}
+# laptop: AVX2 kernels and fp32, as many classroom laptops run; native: no limit (None unsets a variable)
+PROFILES = {"native": dict.fromkeys(LAPTOP_ENV), "laptop": LAPTOP_ENV}
 
 
 def main() -> None:
@@ -21,8 +28,15 @@ def main() -> None:
     p.add_argument("names", nargs="*", default=list(BENCHES), help=f"benchmarks to run: {', '.join(BENCHES)}")
     p.add_argument("--device", default="auto")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--profile", choices=PROFILES, default="native",
+                   help="native: what this machine has; laptop: AVX2 kernels and fp32 on any x86 CPU")
     args = p.parse_args()
+    env = PROFILES[args.profile]
+    if any(os.environ.get(k) != v for k, v in env.items()):  # torch reads them at start-up: start again with them
+        os.execve(sys.executable, [sys.executable, "-m", "bench", *sys.argv[1:]],
+                  {k: v for k, v in {**os.environ, **env}.items() if v is not None})
     results = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                           "profile": args.profile, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                            "torch": torch.__version__,
                            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
                "rows": []}
