@@ -34,7 +34,12 @@ def _hang(cfg, run, cancel):  # a native hang: never reaches a cancel point
     threading.Event().wait()
 
 
-TEST_TASKS = {"oom": _exhausted, "segfault": _segfault, "killed": _killed, "hang": _hang}
+def _pid(cfg, run, cancel):  # which worker ran it
+    run({"kind": "log", "message": f"pid {os.getpid()}"})
+    return {}
+
+
+TEST_TASKS = {"oom": _exhausted, "segfault": _segfault, "killed": _killed, "hang": _hang, "pid": _pid}
 
 
 def with_test_tasks(task, config, out, on_event, cancel, store, resume=False):

@@ -181,3 +181,22 @@ def test_a_cancelled_job_that_hangs_in_native_code_is_killed_after_the_grace(tmp
     assert "did not stop within 1 s and was killed" in job.error
     record = load_run(job.run_path)
     assert record["status"] == "interrupted" and record["error"] == job.error
+
+
+def test_jobs_reuse_a_warm_worker_until_it_dies_or_idles(tmp_path, monkeypatch):
+    from distill_core.runs import child
+    from distill_core.tasks import make_config
+    jobs = JobManager(RunStore(tmp_path), runner=in_child(with_test_tasks))
+    cfg = make_config("evaluate", "demo", {"device": "cpu"})
+
+    def pid(task="pid"):
+        job = jobs.wait(jobs.submit(task, cfg).id, timeout=60)
+        return next((e["message"] for e in job.events if e.get("message", "").startswith("pid ")), job.status)
+
+    first = pid()
+    assert first.startswith("pid ") and pid() == first  # the second job found the first one's worker
+    assert pid("segfault") == "failed" and pid() != first  # a dead worker is replaced
+    monkeypatch.setattr(child, "IDLE_SECONDS", 0.2)
+    warm = pid()
+    time.sleep(1.0)
+    assert pid() != warm  # an idle worker exits
