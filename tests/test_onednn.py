@@ -48,8 +48,8 @@ def test_a_whole_distillation_step_in_channels_last_equals_contiguous_at_every_w
     assert max(worst.values()) < 0.05, worst
 
 
-def test_a_compiled_distillation_step_equals_eager_contiguous_at_narrow_widths():
+def test_a_compiled_distillation_step_equals_eager_contiguous_at_a_narrow_width():
     # torch.compile lays convolutions out channels-last by itself, whatever the runtime's format (without the
-    # workaround: 15-20% off with two threads, a crash with one)
-    worst = on_laptop("compiled-step", WIDTHS[:2], threads=2)
+    # workaround: 15-20% off with two threads, a crash with one); one width, as compiling costs half a minute
+    worst = on_laptop("compiled-step", WIDTHS[:1], threads=2)
     assert max(worst.values()) < 0.05, worst
