@@ -1,6 +1,6 @@
-"""Job runners for the job manager's child processes in tests: module-level, so a child can import them.
+"""Job runners for the job manager's worker processes in tests: module-level, so a worker can import them.
 
-`with_test_tasks` is the real runner with a few extra tasks registered in the child: each starts its run like
+`with_test_tasks` is the real runner with a few extra tasks registered in the worker: each starts its run like
 any task, then fails the way a real fault would.
 """
 import ctypes

@@ -1,4 +1,4 @@
-"""The job manager queues per device, runs jobs in child processes, cancels, and survives failing and dying jobs."""
+"""The job manager queues per device, runs jobs in worker processes, cancels, and survives failing and dying jobs."""
 import threading
 import time
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from distill_core.runs.events import Cancelled
-from distill_core.runs.child import in_child
+from distill_core.runs.worker import in_worker
 from distill_core.runs.jobs import JobManager
 from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.store import RunStore
@@ -143,7 +143,7 @@ def test_a_diverging_job_fails_with_a_clear_message_and_the_next_one_runs(tmp_pa
 
 def test_running_out_of_memory_fails_that_job_with_a_sentence_and_the_next_one_runs(tmp_path):
     from distill_core.tasks import make_config
-    jobs = JobManager(RunStore(tmp_path), runner=in_child(with_test_tasks))
+    jobs = JobManager(RunStore(tmp_path), runner=in_worker(with_test_tasks))
     cfg = make_config("evaluate", "demo", {"device": "cpu", "n_downstream_train": 300, "n_downstream_test": 200})
     bad, good = jobs.submit("oom", cfg), jobs.submit("evaluate", cfg)
     jobs.wait(good.id, timeout=120)
@@ -155,7 +155,7 @@ def test_running_out_of_memory_fails_that_job_with_a_sentence_and_the_next_one_r
 def test_a_job_that_dies_in_native_code_fails_alone_and_the_next_one_runs(tmp_path, task, signal_name):
     from distill_core.runs.store import load_run
     from distill_core.tasks import make_config
-    jobs = JobManager(RunStore(tmp_path), runner=in_child(with_test_tasks))
+    jobs = JobManager(RunStore(tmp_path), runner=in_worker(with_test_tasks))
     cfg = make_config("evaluate", "demo", {"device": "cpu", "n_downstream_train": 300, "n_downstream_test": 200})
     bad, good = jobs.submit(task, cfg), jobs.submit("evaluate", cfg)
     jobs.wait(good.id, timeout=120)
@@ -167,11 +167,11 @@ def test_a_job_that_dies_in_native_code_fails_alone_and_the_next_one_runs(tmp_pa
 
 
 def test_a_cancelled_job_that_hangs_in_native_code_is_killed_after_the_grace(tmp_path, monkeypatch):
-    from distill_core.runs import child
+    from distill_core.runs import worker
     from distill_core.runs.store import load_run
     from distill_core.tasks import make_config
-    monkeypatch.setattr(child, "CANCEL_GRACE", 1.0)
-    jobs = JobManager(RunStore(tmp_path), runner=in_child(with_test_tasks))
+    monkeypatch.setattr(worker, "CANCEL_GRACE", 1.0)
+    jobs = JobManager(RunStore(tmp_path), runner=in_worker(with_test_tasks))
     job = jobs.submit("hang", make_config("evaluate", "demo", {"device": "cpu"}))
     until(lambda: any(e.get("message") == "hanging" for e in job.events), timeout=60)
     t = time.time()
@@ -184,9 +184,9 @@ def test_a_cancelled_job_that_hangs_in_native_code_is_killed_after_the_grace(tmp
 
 
 def test_jobs_reuse_a_warm_worker_until_it_dies_or_idles(tmp_path, monkeypatch):
-    from distill_core.runs import child
+    from distill_core.runs import worker
     from distill_core.tasks import make_config
-    jobs = JobManager(RunStore(tmp_path), runner=in_child(with_test_tasks))
+    jobs = JobManager(RunStore(tmp_path), runner=in_worker(with_test_tasks))
     cfg = make_config("evaluate", "demo", {"device": "cpu"})
 
     def pid(task="pid"):
@@ -196,7 +196,7 @@ def test_jobs_reuse_a_warm_worker_until_it_dies_or_idles(tmp_path, monkeypatch):
     first = pid()
     assert first.startswith("pid ") and pid() == first  # the second job found the first one's worker
     assert pid("segfault") == "failed" and pid() != first  # a dead worker is replaced
-    monkeypatch.setattr(child, "IDLE_SECONDS", 0.2)
+    monkeypatch.setattr(worker, "IDLE_SECONDS", 0.2)
     warm = pid()
     time.sleep(1.0)
     assert pid() != warm  # an idle worker exits

@@ -1,8 +1,8 @@
-"""Background jobs: engine tasks run in child processes, queued per device, watched by polling.
+"""Background jobs: engine tasks run in worker processes, queued per device, watched by polling.
 
 The app holds one `JobManager` per server process. A page submits a task and keeps only the job's id; the
-manager runs it in a child process (`child.py`: a crash in native code fails the job, not the server), watched
-by a worker thread that keeps its events in memory for live views; the run store keeps the record on disk.
+manager runs it in a worker process (`worker.py`: a crash in native code fails the job, not the server), watched
+by a watcher thread that keeps its events in memory for live views; the run store keeps the record on disk.
 At most `slots` jobs run at once per device: on a shared box a class queues instead of running thirty
 trainings over each other (on a 2-core CPU even two concurrent trainings slow each other several-fold), and
 each user can see their place in the queue.
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..device import resolve_device
-from .child import Runner, in_child
 from .events import CancelToken, Cancelled, Event
 from .store import RunStore, new_run_id
+from .worker import Runner, in_worker
 
 ACTIVE = ("queued", "running")
 
@@ -60,12 +60,12 @@ def _run_task(task, config, out, on_event, cancel, store, resume=False) -> tuple
 
 class JobManager:
     """Queue, run and watch tasks. `slots` jobs at once per device; `runner` runs one (default: `tasks.run_task`
-    in a child process; tests may pass another with the same signature, run in the worker thread itself)."""
+    in a worker process; tests may pass another with the same signature, run in the watcher thread itself)."""
 
     def __init__(self, store: RunStore | None = None, slots: int = 1, runner: Runner | None = None):
         self.store = store or RunStore()
         self.slots = max(1, slots)
-        self._runner = runner or in_child(_run_task)
+        self._runner = runner or in_worker(_run_task)
         self._jobs: dict[str, Job] = {}
         self._queues: dict[str, deque[Job]] = {}
         self._running: dict[str, int] = {}

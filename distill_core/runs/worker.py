@@ -3,7 +3,7 @@
 The app's one server process runs every training of a class. Run in a thread, a fault in a native library
 (a oneDNN or CUDA bug, an abort on corrupted memory) or the kernel's out-of-memory killer would take the server
 down with every session and queued job; in a worker process it is one failed job with a sentence, and the next
-job runs in a fresh worker. A worker is a child interpreter (`python -m distill_core.runs.child`) that runs
+job runs in a fresh worker. A worker is a child interpreter (`python -m distill_core.runs.worker`) that runs
 jobs one after another on its main thread, so each job after the first finds torch imported and oneDNN's
 kernels built (a fresh process per job made a class's twenty small jobs 60% more CPU). Messages are pickles:
 jobs and cancels on its standard input; events and outcomes on its standard output (anything else written
@@ -57,7 +57,7 @@ class Worker:
     def __init__(self):
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
-        self.proc = subprocess.Popen([sys.executable, "-m", "distill_core.runs.child"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "distill_core.runs.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env)
         self.messages: queue.Queue = queue.Queue()
         threading.Thread(target=_read, args=(self.proc.stdout, self.messages), daemon=True).start()
@@ -104,7 +104,7 @@ class Worker:
             on_event(payload)
 
 
-def in_child(target: Runner) -> Runner:
+def in_worker(target: Runner) -> Runner:
     """A runner with `target`'s signature, `(task, config, out, on_event, cancel, store, resume=False)`, that
     runs `target` (a module-level function) in a worker process. Workers wait `IDLE_SECONDS` for the next job,
     then exit and free their memory. A cancel the job does not answer within `CANCEL_GRACE` seconds (a hang in
@@ -153,7 +153,7 @@ def in_child(target: Runner) -> Runner:
 
 
 def _read(stream, messages: queue.Queue) -> None:
-    """The child's messages, in order, then ("eof", None) when its output ends (it finished or died)."""
+    """The worker's messages, in order, then ("eof", None) when its output ends (it finished or died)."""
     try:
         while True:
             messages.put(pickle.load(stream))
