@@ -6,7 +6,7 @@
 #      test/, e.g. the CIFAR-10 sample) for as many epochs as fit PRETRAIN_SECONDS at the speed its first
 #      epochs measure, probed against the same architecture at random init; skipped without DATA;
 #   4. torch.compile against eager on the distillation step.
-# Usage, from the repository root: bash bench/gpu_check.sh OUTDIR [DATA]
+# Usage, from the repository root with the requirements installed: bash bench/gpu_check.sh OUTDIR [DATA]
 # OUTDIR receives log.txt, the benchmark rows (bench.json) and, with DATA, the encoder and its sidecar.
 set -u -o pipefail
 out=${1:?usage: bash bench/gpu_check.sh OUTDIR [DATA]}
