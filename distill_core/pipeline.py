@@ -13,12 +13,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields
 
+from .attacks import attack_plan
 from .attacks import validate as validate_attack
 from .config import DownstreamConfig, RuntimeConfig, opt
+from .distill import distill_plan
 from .distill.config import validate as validate_distill
 from .presets import preset_encoder
 from .runs.events import CancelToken
 from .runs.store import Run
+from .ssl.pretrain import pretrain_plan
 from .ssl.pretrain import validate as validate_pretrain
 
 
@@ -70,6 +73,25 @@ def stage_config(cfg: StagesConfig, stage: str, **extra):
     return make_config(stage, cfg.preset or None, {**overrides, **extra})
 
 
+def stage_configs(cfg: PipelineConfig, attack_run: str) -> dict:
+    """Each stage's config, in order; pre-training only where no clean encoder is given or shipped (the
+    attack's encoder is then set once it has run)."""
+    clean_encoder = cfg.encoder or preset_encoder(cfg.preset, cfg.pretrain_data)
+    stages = {} if clean_encoder else {"pretrain": stage_config(cfg, "pretrain")}
+    stages["attack"] = stage_config(cfg, "attack", encoder=str(clean_encoder or ""))
+    stages["distill"] = stage_config(cfg, "distill", encoder=attack_run)
+    return stages
+
+
+PLANS = {"pretrain": pretrain_plan, "attack": attack_plan, "distill": distill_plan}
+
+
+def pipeline_plan(cfg: PipelineConfig) -> list[dict]:
+    """The stages' plans, each part named by its stage."""
+    return [{**p, "part": " · ".join(x for x in (stage, p["part"]) if x)}
+            for stage, stage_cfg in stage_configs(cfg, "").items() for p in PLANS[stage](stage_cfg)]
+
+
 def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
     from .tasks import run_task
     t0 = time.perf_counter()
@@ -82,10 +104,8 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
         seconds[name], runs[name] = time.perf_counter() - t, str(path)
         return summary
 
-    clean_encoder = cfg.encoder or preset_encoder(cfg.preset, cfg.pretrain_data)
-    attack_cfg = stage_config(cfg, "attack", encoder=str(clean_encoder or ""))
-    distill_cfg = stage_config(cfg, "distill", encoder=str(run.file("attack")))
-    pretrain_cfg = None if clean_encoder else stage_config(cfg, "pretrain")
+    configs = stage_configs(cfg, str(run.file("attack")))
+    attack_cfg, distill_cfg, pretrain_cfg = configs["attack"], configs["distill"], configs.get("pretrain")
     if pretrain_cfg is not None:  # every stage's settings are checked before the first one starts
         validate_pretrain(pretrain_cfg)
     validate_attack(attack_cfg)

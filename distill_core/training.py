@@ -4,12 +4,26 @@
   a run and its resume see the same order because it depends on (seed, epoch) alone.
 - `Meter`: sums named loss terms on the device and reads them off the device once, at the epoch's end, so
   steps do not wait for the host; a term that became NaN or infinite stops the run there, with a message.
+- `planned`: one part of a job's plan (`runs/progress.py`), its cost in image passes through an encoder.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+
+FORWARD, FORWARD_BACKWARD = 1, 3  # image passes: an image through an encoder, and through it and back
+
+
+def planned(part: str, epochs: int, n: int, batch_size: int, passes_per_step: int) -> dict:
+    """One part of a job's plan: `epochs` of full batches of `n` images (as `epoch_batches` draws them)."""
+    return {"part": part, "steps": epochs * (n // batch_size), "cost": passes_per_step}
+
+
+def simclr_passes(batch_size: int) -> int:
+    """A SimCLR step: two views of each image, forward and backward."""
+    return 2 * batch_size * FORWARD_BACKWARD
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:

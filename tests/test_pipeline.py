@@ -4,6 +4,7 @@ import json
 import pytest
 
 from conftest import cli, last_json
+from distill_core.runs.progress import job_plan, part, progress
 
 FIGURES = {"ca", "asr", "asr_all"}
 
@@ -26,8 +27,13 @@ def test_a_tiny_pipeline_runs_both_stages_and_keeps_their_records(tmp_path):
     for stage in ("attack", "distill"):
         assert json.loads((out / stage / "config.json").read_text())["status"] == "done"
     assert (out / "distill" / "encoder.safetensors").is_file() and (out / "distill" / "best.safetensors").is_file()
-    stages = {json.loads(line).get("stage") for line in (out / "events.jsonl").read_text().splitlines()}
-    assert {"attack", "distill"} <= stages
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert {"attack", "distill"} <= {e.get("stage") for e in events}
+    # the plan sent first names every part that ran, in order, with the steps each ran
+    ran = {part(e): e["total"] for e in events if e["kind"] == "step"}
+    assert [(p["part"], p["steps"]) for p in job_plan(events)] == list(ran.items()) == [
+        ("attack", 2), ("distill · teacher", 2), ("distill · warmup", 2), ("distill · distill", 2)]
+    assert progress(events).fraction == 1.0
 
 
 @pytest.mark.slow

@@ -3,6 +3,10 @@ import pytest
 
 from distill_core.runs.progress import curves, messages, progress
 
+PLAN = {"t": 0.0, "kind": "plan", "parts": [
+    {"part": "attack", "steps": 10, "cost": 3}, {"part": "distill · warmup", "steps": 10, "cost": 1},
+    {"part": "distill · distill", "steps": 20, "cost": 2}]}  # work 30, 10 and 40: 80 in all
+
 
 def test_progress_uses_the_current_parts_step_rate():
     events = [
@@ -15,6 +19,29 @@ def test_progress_uses_the_current_parts_step_rate():
     assert p.part == "distill · distill" and (p.unit, p.done, p.total) == ("step", 30, 100)
     assert p.fraction == pytest.approx(0.3)
     assert p.seconds_left == pytest.approx(7.0)  # 20 steps in 2 s, 70 to go
+
+
+def test_a_planned_job_shows_progress_and_time_left_for_the_whole_job():
+    events = [PLAN, {"t": 10.0, "kind": "step", "stage": "attack", "step": 5, "total": 10},
+              {"t": 20.0, "kind": "step", "stage": "attack", "step": 10, "total": 10},
+              {"t": 25.0, "kind": "step", "stage": "distill", "phase": "warmup", "step": 5, "total": 10}]
+    p = progress(events)
+    assert (p.part, p.done, p.total, p.place) == ("distill · warmup", 5, 10, (2, 3))
+    assert p.fraction == pytest.approx((30 + 5) / 80)
+    # 20 units of work (attack 15, warm-up 5) in 15 s; 45 to go
+    assert p.seconds_left == pytest.approx(45 * 15 / 20)
+    # a stage's own plan, forwarded inside the pipeline, is not the job's
+    nested = [{**PLAN, "stage": "distill", "parts": [{"part": "distill", "steps": 20, "cost": 2}]}]
+    assert progress(events[:1] + nested + events[1:]).fraction == pytest.approx(35 / 80)
+
+
+def test_a_part_that_ran_no_steps_is_passed_and_costs_no_time():
+    events = [PLAN, {"t": 10.0, "kind": "step", "stage": "attack", "step": 5, "total": 10},
+              {"t": 20.0, "kind": "step", "stage": "attack", "step": 10, "total": 10},  # then a reused warm-up
+              {"t": 30.0, "kind": "step", "stage": "distill", "phase": "distill", "step": 10, "total": 20}]
+    p = progress(events)
+    assert p.fraction == pytest.approx((30 + 10 + 20) / 80) and p.place == (3, 3)
+    assert p.seconds_left == pytest.approx(20 * 20 / 35)  # 15 + 20 units in 20 s, the warm-up's 10 not counted
 
 
 def test_progress_falls_back_to_epochs_and_is_unknown_before_any_rate():
@@ -40,3 +67,14 @@ def test_curves_group_epochs_by_part_in_percent_and_keep_the_starting_point():
     assert c["distill"][0] == {"epoch": 0, "ca": 25.0, "asr": 10.0, "asr_all": 20.0}
     assert c["distill"][1] == {"epoch": 1, "loss": 4.5, "at.layer1": 0.01}
     assert messages(events + [{"kind": "log", "message": "hello"}]) == ["hello"]
+
+
+def test_the_status_line_names_the_part_and_gives_the_whole_jobs_share_and_time_left():
+    from distill_core.runs.jobs import Job
+    from webui.jobs import status_line
+    job = Job("j1", "pipeline", None, "tab", "demo", "cpu", None, status="running", events=[
+        PLAN, {"t": 10.0, "kind": "step", "stage": "attack", "step": 5, "total": 10},
+        {"t": 20.0, "kind": "step", "stage": "attack", "step": 10, "total": 10},
+        {"t": 25.0, "kind": "step", "stage": "distill", "phase": "warmup", "step": 5, "total": 10}])
+    assert status_line(job) == ("Running Distillation · warming up the student (part 2 of 3): step 5 of 10 · "
+                                "44% of the job done, about 34 s left")

@@ -78,8 +78,10 @@ def status_line(job: Job) -> str:
         p = progress(job.events)
         if p is None:
             return "Starting: loading data and encoders…"
-        left = f" · about {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
-        return f"Running {part_name(p.part) or job.task}: {p.unit} {p.done} of {p.total}{left}"
+        left = f", about {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
+        place = f" (part {p.place[0]} of {p.place[1]})" if p.place and p.place[1] > 1 else ""
+        return (f"Running {part_name(p.part) or job.task}{place}: {p.unit} {p.done} of {p.total} · "
+                f"{p.fraction:.0%} of the job done{left}")
     took = f" in {job.finished - job.started:.0f} s" if job.started and job.finished else ""
     again = " Its last checkpoint is kept: it can be resumed." if TASKS[job.task].resumable else ""
     return {"done": f"Done{took}.", "cancelled": f"Cancelled.{again}", "failed": f"Failed: {job.error}"}[job.status]

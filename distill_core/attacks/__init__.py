@@ -12,7 +12,7 @@ from ..runs.events import CancelToken
 from ..runs.store import Run
 from .badencoder import AttackConfig, BadEncoder
 from .drupe import Drupe, DrupeConfig
-from .runner import run_attack
+from .runner import attack_plan, run_attack
 from .runner import validate as validate_settings
 
 

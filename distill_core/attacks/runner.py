@@ -23,7 +23,7 @@ from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..evaluate.downstream import Downstream, figures
 from ..evaluate.features import extract_features
-from ..training import Meter, epoch_batches
+from ..training import FORWARD_BACKWARD, Meter, epoch_batches, planned
 from ..models.checkpoint import load_encoder, save_encoder
 from ..presets import DEMO_ENCODER
 from ..runs.events import CancelToken
@@ -109,6 +109,14 @@ def shadow_subset(cfg: AttackConfig):
     n = cfg.n_shadow or max(cfg.batch_size, round(cfg.shadow_fraction * len(full)))
     check(n >= cfg.batch_size, "batch_size", f"{cfg.batch_size} is more than the {n} shadow images")
     return full.sample(n, cfg.data_seed)
+
+
+def attack_plan(cfg: AttackConfig) -> list[dict]:
+    """Its steps: each runs clean, triggered, reference and augmented-reference images forward and back."""
+    n = cfg.n_shadow or len(shadow_subset(cfg))
+    k = len(parse_indices(cfg.ref_indices)) or cfg.n_refs
+    images = 2 * cfg.batch_size + k * (1 + (cfg.ref_augs or cfg.batch_size))
+    return [planned("", cfg.epochs, n, cfg.batch_size, images * FORWARD_BACKWARD)]
 
 
 def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict:

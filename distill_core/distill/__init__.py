@@ -5,6 +5,6 @@ from .config import DistillConfig
 from .losses import LOSSES
 from .students import STUDENTS
 from .teachers import TEACHERS
-from .trainer import run_distill
+from .trainer import distill_plan, run_distill
 
 RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts (Han et al.)

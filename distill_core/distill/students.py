@@ -47,6 +47,7 @@ class StudentSpec:
     name: str
     title: str
     build: Callable[[Defence], tuple[nn.Module, nn.Module]]
+    simclr_epochs: str = ""   # the config field of its SimCLR phase's epochs ("warmup" phase), if it has one
 
 
 STUDENTS: dict[str, StudentSpec] = {s.name: s for s in (
@@ -54,5 +55,5 @@ STUDENTS: dict[str, StudentSpec] = {s.name: s for s in (
     StudentSpec("poisoned-init", "A copy of the suspicious encoder (as in NAD): it starts with the backdoor.",
                 poisoned_init),
     StudentSpec("warmup", "Random initialisation, then SimCLR warm-up on the clean subset (the study's best "
-                "student).", warmup),
+                "student).", warmup, "warmup_epochs"),
 )}

@@ -103,13 +103,15 @@ class TeacherSpec:
     name: str
     title: str
     build: Callable[[Defence], nn.Module]
+    simclr_epochs: str = ""   # the config field of its SimCLR phase's epochs ("teacher" phase), if it has one
 
 
 TEACHERS: dict[str, TeacherSpec] = {t.name: t for t in (
     TeacherSpec("poisoned", "The suspicious encoder as it is.", poisoned),
     TeacherSpec("finetuned", "The suspicious encoder after SimCLR fine-tuning on the clean subset "
-                "(the study's best teacher).", finetuned),
+                "(the study's best teacher).", finetuned, "teacher_epochs"),
     TeacherSpec("pruned", "Fine-pruning: the last stage's least active channels removed, then a short fine-tune.",
-                pruned),
-    TeacherSpec("ensemble", "The mean of the poisoned and fine-tuned teachers' features.", ensemble),
+                pruned, "prune_epochs"),
+    TeacherSpec("ensemble", "The mean of the poisoned and fine-tuned teachers' features.", ensemble,
+                "teacher_epochs"),
 )}

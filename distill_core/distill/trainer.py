@@ -32,12 +32,13 @@ from ..models.resnet import STAGES
 from ..runs.events import CancelToken
 from ..runs.store import Run
 from ..ssl.simclr import info_nce
-from ..training import Meter, epoch_batches
+from ..training import FORWARD, Meter, epoch_batches, planned, simclr_passes
 from .config import DistillConfig, stage_weights, validate
 from .losses import LOSSES
-from .setup import build_student, build_teacher, open_defence
+from .setup import build_student, build_teacher, clean_subset, open_defence
 from .state import STATE_FILE, load_state, save_state
-from .teachers import FrozenTeacher
+from .students import STUDENTS
+from .teachers import TEACHERS, FrozenTeacher
 
 
 class _FirstRows(torch.autograd.Function):
@@ -113,6 +114,17 @@ class Distiller:
                     terms[f"{self.name}.{s}"] = self.stage_loss[s](first_rows(maps[i], n), teacher_maps[i])
         loss = terms["ssl"] + sum(w * terms[f"{self.name}.{s}"] for s, w in self.weights.items())
         return {"loss": loss, **terms}
+
+
+def distill_plan(cfg: DistillConfig) -> list[dict]:
+    """The teacher's and the student's SimCLR phases where they have one, then the distillation, whose step
+    runs the student over two views forward and back and the teacher over one view forward."""
+    n, b = cfg.n_clean or len(clean_subset(cfg)), cfg.batch_size
+    teacher = TEACHERS[cfg.teacher].simclr_epochs if LOSSES[cfg.loss].build else ""
+    phases = {"teacher": teacher, "warmup": STUDENTS[cfg.student].simclr_epochs}
+    parts = [planned(phase, getattr(cfg, field), n, b, simclr_passes(b))
+             for phase, field in phases.items() if field and getattr(cfg, field)]
+    return parts + [planned("distill", cfg.epochs, n, b, simclr_passes(b) + b * FORWARD)]
 
 
 def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:

@@ -22,7 +22,7 @@ from ..models.checkpoint import save_encoder
 from ..models.resnet import MAX_WIDTH, ProjectionHead, cifar_resnet18
 from ..runs.events import CancelToken
 from ..runs.store import Run
-from ..training import Meter, epoch_batches
+from ..training import Meter, epoch_batches, planned, simclr_passes
 from .simclr import SimCLRTrainer
 
 
@@ -58,6 +58,12 @@ def validate(cfg: PretrainConfig) -> None:
     for name in ("n_train", "knn_every", "save_every"):
         check(getattr(cfg, name) >= 0, name, "cannot be negative")
     check(cfg.log_every >= 1, "log_every", f"must be at least 1, not {cfg.log_every}")
+
+
+def pretrain_plan(cfg: PretrainConfig) -> list[dict]:
+    n = cfg.n_train or len(load_dataset(cfg.data, "train", root=cfg.data_root, download=cfg.download,
+                                        size=cfg.image_size, seed=cfg.data_seed))
+    return [planned("", cfg.epochs, n, cfg.batch_size, simclr_passes(cfg.batch_size))]
 
 
 def pretrain(cfg: PretrainConfig, run: Run, cancel: CancelToken) -> dict:
