@@ -11,13 +11,13 @@ import tempfile
 import torch
 
 
-def compile_cache_dir(capability: str) -> str:
-    """Inductor's default cache folder with the CPU capability added (see `compile_cache_per_cpu`)."""
+def compile_cache_dir(capability: str = "") -> str:
+    """Inductor's default cache folder, with the CPU capability added (see `compile_cache_per_cpu`)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "user"
-    return os.path.join(tempfile.gettempdir(), f"torchinductor_{user}_{capability.lower()}")
+    return os.path.join(tempfile.gettempdir(), "_".join(filter(None, ("torchinductor", user, capability.lower()))))
 
 
 # The laptop profile: what a classroom laptop's CPU runs (oneDNN and ATen on AVX2 kernels; no native bf16, so
@@ -71,5 +71,8 @@ def avoid_onednn_6035(m: torch.nn.Module) -> torch.nn.Module:
 def compile_cache_per_cpu() -> None:
     """Give torch.compile one on-disk cache per CPU capability, unless a folder was chosen: its cache does not
     tell them apart, and kernels built under AVX-512 then loaded on the laptop profile's AVX2 (or the other way)
-    crashed or computed wrong values, NaN included (seen here)."""
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", compile_cache_dir(torch.backends.cpu.get_cpu_capability()))
+    crashed or computed wrong values, NaN included (seen here). Inductor writes its default folder into the
+    variable the first time anything asks for it (importing torchvision does), so that value counts as unset."""
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen is None or os.path.abspath(chosen) == os.path.abspath(compile_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = compile_cache_dir(torch.backends.cpu.get_cpu_capability())

@@ -86,10 +86,10 @@ def stage_configs(cfg: PipelineConfig, attack_run: str) -> dict:
 PLANS = {"pretrain": pretrain_plan, "attack": attack_plan, "distill": distill_plan}
 
 
-def pipeline_plan(cfg: PipelineConfig) -> list[dict]:
+def pipeline_plan(configs: dict) -> list[dict]:
     """The stages' plans, each part named by its stage."""
     return [{**p, "part": " · ".join(x for x in (stage, p["part"]) if x)}
-            for stage, stage_cfg in stage_configs(cfg, "").items() for p in PLANS[stage](stage_cfg)]
+            for stage, stage_cfg in configs.items() for p in PLANS[stage](stage_cfg)]
 
 
 def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
@@ -110,6 +110,7 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
         validate_pretrain(pretrain_cfg)
     validate_attack(attack_cfg)
     validate_distill(distill_cfg)
+    run({"kind": "plan", "parts": pipeline_plan(configs)})
     if pretrain_cfg is not None:
         attack_cfg.encoder = stage("pretrain", pretrain_cfg)["encoder"]
     attacked = stage("attack", attack_cfg)

@@ -15,17 +15,17 @@ from typing import Callable
 
 import torch
 
-from .attacks import ATTACKS, AttackConfig, attack, attack_plan
+from .attacks import ATTACKS, AttackConfig, attack
 from .config import with_overrides
-from .distill import DistillConfig, distill_plan, run_distill
+from .distill import DistillConfig, run_distill
 from .distill.prepare import prepare
 from .evaluate.task import EvaluateConfig, evaluate
 from .inspect.task import InspectConfig, inspect_run
-from .pipeline import PipelineConfig, pipeline, pipeline_plan
+from .pipeline import PipelineConfig, pipeline
 from .presets import preset_overrides
 from .runs.events import CancelToken, Cancelled, OnEvent, cancellable
 from .runs.store import Run, RunStore, load_run
-from .ssl.pretrain import PretrainConfig, pretrain, pretrain_plan
+from .ssl.pretrain import PretrainConfig, pretrain
 from .sweep import SweepConfig, sweep
 
 
@@ -37,7 +37,6 @@ class Task:
     variant: str = ""                         # a config field that picks the config class, e.g. "attack"
     variants: dict[str, type] = field(default_factory=dict)
     resumable: bool = False                   # keeps a checkpoint a run can carry on from (`Run.resumed`)
-    plan: Callable | None = None              # config -> its parts' steps and costs (`runs/progress.py`)
 
     def config_for(self, variant: str | None) -> type:
         """The config class for a variant name (None: the task's default class)."""
@@ -49,16 +48,15 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "pretrain": Task(PretrainConfig, pretrain, "Pre-train a clean encoder with SimCLR and probe it downstream.",
-                     plan=pretrain_plan),
+    "pretrain": Task(PretrainConfig, pretrain, "Pre-train a clean encoder with SimCLR and probe it downstream."),
     "attack": Task(AttackConfig, attack, "Poison a clean encoder with BadEncoder or DRUPE and measure BA/ASR.",
-                   variant="attack", variants={name: a.config for name, a in ATTACKS.items()}, plan=attack_plan),
+                   variant="attack", variants={name: a.config for name, a in ATTACKS.items()}),
     "distill": Task(DistillConfig, run_distill, "Purify a suspicious encoder by distilling it into a student on clean data.",
-                    resumable=True, plan=distill_plan),
+                    resumable=True),
     "prepare": Task(DistillConfig, prepare, "Build a distillation's teacher and student into its reuse folder "
                     "(fine-tuning, pruning, warm-up) without distilling."),
     "pipeline": Task(PipelineConfig, pipeline, "The whole story: (pre-train,) attack, distill; clean, poisoned "
-                     "and distilled figures side by side.", plan=pipeline_plan),
+                     "and distilled figures side by side."),
     "sweep": Task(SweepConfig, sweep, "The study's grid: attacks x downstreams x teachers x students x losses x "
                   "seeds, shared stages computed once, resumable, gathered into tables (locally or on Ray).",
                   resumable=True),
@@ -131,21 +129,9 @@ def resumable(path: str | Path) -> tuple[str, object]:
     return rec["kind"], with_overrides(spec.config_for(variant)(), rec["config"])
 
 
-def plan_event(spec: Task, config) -> dict | None:
-    """The task's plan as an event, for whole-job progress; None where it has none or cannot be read (a plan
-    only draws progress: a config it cannot read is the task's to refuse, with its own sentence)."""
-    try:
-        parts = spec.plan(config) if spec.plan else None
-    except Exception:
-        return None
-    return {"kind": "plan", "parts": parts} if parts else None
-
-
 def _execute(spec: Task, config, run: Run, cancel: CancelToken) -> tuple[Path, dict]:
     try:
         with cancellable(cancel):
-            if plan := plan_event(spec, config):
-                run(plan)
             summary = spec.fn(config, run, cancel)
     except Cancelled as e:
         run.finish("cancelled", error=str(e))

@@ -43,4 +43,5 @@ def validate(cfg: AttackConfig) -> None:
 def attack(cfg: AttackConfig, run: Run, cancel: CancelToken) -> dict:
     """The `attack` task: run the attack `cfg.attack` names."""
     validate(cfg)
+    run({"kind": "plan", "parts": attack_plan(cfg)})
     return run_attack(cfg, ATTACKS[cfg.attack], run, cancel)

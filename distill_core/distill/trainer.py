@@ -133,6 +133,8 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     state = load_state(run.file(STATE_FILE)) if run.resumed else None
     if run.resumed and state is None:
         run.rewind_events(0)  # stopped before its first checkpoint: start over, cleanly
+    if state is None:  # a resumed run keeps the plan it started with
+        run({"kind": "plan", "parts": distill_plan(cfg)})
     torch.manual_seed(cfg.seed)
     cfg, story, defence, clean = open_defence(cfg, run, cancel)
     rt, suspicious = defence.rt, defence.suspicious
