@@ -1,6 +1,7 @@
 """The job manager queues per device, runs jobs in worker processes, cancels, and survives failing and dying jobs."""
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -199,4 +200,5 @@ def test_jobs_reuse_a_warm_worker_until_it_dies_or_idles(tmp_path, monkeypatch):
     monkeypatch.setattr(worker, "IDLE_SECONDS", 0.2)
     warm = pid()
     time.sleep(1.0)
-    assert pid() != warm  # an idle worker exits
+    assert not Path(f"/proc/{warm.split()[1]}").exists()  # an idle worker exits, and is reaped (no zombie)
+    assert pid() != warm

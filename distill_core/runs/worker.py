@@ -118,6 +118,7 @@ def in_worker(target: Runner) -> Runner:
                 return
             idle.remove(worker)
         worker.proc.stdin.close()  # it exits at its input's end
+        worker.proc.wait()  # and is reaped: a server that lives for a term keeps no zombie per idle minute
 
     def take() -> Worker:
         with lock:
