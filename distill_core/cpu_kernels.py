@@ -28,15 +28,33 @@ LAPTOP_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
               "TORCHINDUCTOR_CACHE_DIR": compile_cache_dir("avx2")}
 
 
+@functools.cache
+def onednn_channel_block() -> int:
+    """The input-channel block of oneDNN's x86 convolution kernels here: 16 where it runs AVX-512 ones, 8 where
+    AVX2 ones (a CPU without AVX-512, or `ONEDNN_MAX_CPU_ISA` set to AVX2 or below). Where the CPU's flags
+    cannot be read, 16: the safe guess."""
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if limit.startswith(("AVX2", "AVX", "SSE")):
+        return 8
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        flags = None
+    return 8 if flags is not None and "avx512f" not in flags else 16
+
+
 def onednn_6035(conv: torch.nn.Module) -> bool:
-    """A convolution that oneDNN's issue #6035 breaks in channels-last on the CPU: 1x1, stride > 1, fewer than
-    8 input channels. oneDNN's AVX2 weight-gradient kernel for it writes past its workspace ("1x1 convolution
-    backward_weights writes past the rtus workspace (nhwc, IC < ic_block)"): a hang, a crash (double free,
-    segfault) or silently wrong weight gradients (measured here: 5-190% off). The lab meets it in the first
-    downsample of encoders narrower than width 0.125, whose layer1 has fewer than 8 channels. AVX-512 CPUs
-    run another kernel, but `ONEDNN_MAX_CPU_ISA` or a laptop can put any CPU on this one."""
+    """A convolution that oneDNN's issue #6035 breaks in channels-last on the CPU: 1x1, stride > 1, fewer input
+    channels than the kernel's channel block ("1x1 convolution backward_weights writes past the rtus workspace
+    (nhwc, IC < ic_block)"): 8 on AVX2, 16 on AVX-512. Its weight gradient then writes past its workspace: a
+    hang, a crash (double free, segfault) or silently wrong weight gradients (measured here: 5-190% off). The lab
+    meets it in the first downsample of narrow encoders: on AVX2 below width 0.125 (layer1 of 4-6 channels), on
+    AVX-512 also at width 0.125 (8 channels: a segfault on any odd batch, as the attacks' 2B + K(1+A) images are).
+    Kept to the CPU's own block because the NCHW detour costs: a width-0.125 step on the laptop profile runs at
+    about 0.85 of plain channels-last with it."""
     return (isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (1, 1) and max(conv.stride) > 1
-            and conv.in_channels < 8)
+            and conv.in_channels < onednn_channel_block())
 
 
 def nchw(t: torch.Tensor) -> torch.Tensor:
@@ -45,12 +63,30 @@ def nchw(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous().view(-1).view(t.shape)
 
 
+class _NCHWCopy(torch.autograd.Function):
+    """`nchw(x)` whose gradient comes back in x's own layout: an NCHW gradient added to the channels-last ones
+    of the other branch made the whole backward of the stage before it slow (measured on the laptop profile:
+    a width-0.125 step at 0.57 of plain channels-last, against 0.9x with this)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        return nchw(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last) if ctx.channels_last else grad
+
+
 class NCHWConv2d(torch.nn.Conv2d):
-    """A Conv2d that always runs in NCHW (oneDNN takes channels-last when its input or weight is). Same
-    parameters, so checkpoints are unchanged; the cost is a copy of the input."""
+    """A Conv2d that always runs in NCHW (oneDNN takes channels-last when its input or weight is), its output and
+    input gradient handed back in the input's layout. Same parameters, so checkpoints are unchanged; the cost
+    is a copy of the input and of the output."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(nchw(x), nchw(self.weight), self.bias)
+        out = self._conv_forward(_NCHWCopy.apply(x), nchw(self.weight), self.bias)
+        return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
+            memory_format=torch.channels_last) else out
 
 
 @functools.cache
