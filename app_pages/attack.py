@@ -30,7 +30,8 @@ with left:
 with right:
     st.subheader("Clean encoder")
     runs = [r for r in manager().store.list() if r["kind"] == "pretrain" and r["status"] == "done"]
-    choices = {str(DEMO_ENCODER): "Shipped demo encoder (width 0.25, pre-trained on shapes)",
+    shipped_width = read_checkpoint(DEMO_ENCODER)[1]["width"]
+    choices = {str(DEMO_ENCODER): f"Shipped demo encoder (width {shipped_width}, pre-trained on shapes)",
                **{r["summary"]["encoder"]: f"Pre-trained here: {describe(r)}" for r in runs},
                "upload": "Upload a checkpoint…"}
     encoder = st.selectbox("Encoder to poison", list(choices), format_func=choices.get, key="attack:encoder")

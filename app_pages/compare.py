@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from distill_core.runs.table import ROLES, row, stories
+from distill_core.runs.table import ROLES, precomputed_note, row, stories
 from distill_core.sweep import table as sweep_table
 from distill_core.sweep.figures import METRICS, PAIRS, export, heatmap_figure, load_results
 from webui.jobs import manager
@@ -41,6 +41,9 @@ with runs_tab:
         descending = s2.toggle("Descending", True, key="compare:desc")
         shown = shown.sort_values(by, ascending=not descending, na_position="last")
         st.dataframe(shown, hide_index=True, width="stretch")
+        notes = {precomputed_note(r) for r in runs if r["id"] in set(shown["id"])} - {""}
+        for note in notes:
+            st.info(note + " Its rows say so in the note column; your own runs are listed above it.")
         st.caption("CA % is the accuracy of the encoder the run produced (BA for an attack); ASR % its attack success "
                    "rate; the note says why a run failed, stopped or cannot be read. Click a column header to sort as well.")
         st.download_button("Export the table (CSV)", shown.to_csv(index=False), "runs.csv", "text/csv")

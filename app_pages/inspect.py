@@ -11,7 +11,7 @@ from distill_core.inspect.embedding import PROJECTIONS, embedding_view
 from distill_core.inspect.film import load_film
 from distill_core.inspect.story import load_story
 from distill_core.models.resnet import STAGES
-from distill_core.runs.table import describe
+from distill_core.runs.table import describe, precomputed_note
 from distill_core.runs.uploads import checked_image
 from distill_core.ui import heat_overlay, image_grid
 from webui.jobs import manager
@@ -30,6 +30,9 @@ if not runs:
     st.stop()
 paths = {r["path"]: f"{r['kind']}: {describe(r)}" for r in runs}
 path = st.selectbox("Story", list(paths), format_func=paths.get, key="inspect:story")
+note = precomputed_note(next(r for r in runs if r["path"] == path))
+if note:
+    st.info(note + " Run your own from the Overview, Attack or Distill page; it is listed first once done.")
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

@@ -4,12 +4,14 @@ import streamlit as st
 from distill_core.data.augment import to_float
 from distill_core.data.datasets import describe_datasets, load_dataset
 from distill_core.data.triggers import make_trigger
+from distill_core.demo_story import demo_speed, seconds_here
+from distill_core.device import Runtime
 from distill_core.models.checkpoint import read_checkpoint
 from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.store import load_run
-from distill_core.runs.table import ROLES
+from distill_core.runs.table import ROLES, precomputed_note
 from distill_core.ui import image_grid
-from webui.jobs import current, live, start
+from webui.jobs import current, live, manager, start
 from webui.widgets import figure_cards, gallery
 
 STORY = """
@@ -45,14 +47,29 @@ st.markdown("Poison the shipped clean encoder with **BadEncoder**, then purify i
 job = current("demo")
 if st.button("Run the whole demo", type="primary", disabled=bool(job and job.active)):
     start("demo", "pipeline", {})
+
+
+@st.cache_resource(show_spinner="Measuring this machine's speed…")
+def this_machine_speed() -> float:
+    return demo_speed(Runtime.create())
+
+
+shipped = next((r for r in manager().store.list() if r.get("shipped") and r["kind"] == "pipeline"), None)
+shown = None
 if job is not None:
     live(job)
     if job.status == "done":
-        run = load_run(job.run_path)
-        figure_cards(run["summary"], ROLES)
-        st.markdown("**Triggered test images** and what each encoder's downstream classifier says "
-                    "(:red[**red**]: the attacker's target):")
-        gallery(run)
+        shown = load_run(job.run_path)
+elif shipped is not None:  # nothing run from this tab yet: the story as the lab ships it, pre-computed
+    shown = shipped
+    st.info(f"{precomputed_note(shipped)} On this machine a live run takes about "
+            f"{seconds_here(shipped, this_machine_speed()):.0f} s (from its measured speed); press the button to "
+            "watch it happen.")
+if shown is not None and shown.get("summary"):
+    figure_cards(shown["summary"], ROLES)
+    st.markdown("**Triggered test images** and what each encoder's downstream classifier says "
+                "(:red[**red**]: the attacker's target):")
+    gallery(shown)
 
 st.subheader("What the lab works with")
 

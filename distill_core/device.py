@@ -76,7 +76,17 @@ def describe(device: torch.device) -> str:
         return f"CUDA: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "Apple MPS"
-    return f"CPU: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"CPU: {cpu_model()}, {torch.backends.cpu.get_cpu_capability()} kernels ({torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name where Linux tells it (run records name the machine they were made on)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 @dataclass

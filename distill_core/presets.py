@@ -26,6 +26,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_ENCODER = ASSETS / "demo_encoder.safetensors"
+STORIES = ASSETS / "stories"  # the pre-computed demo story (`demo_story.py`), listed read-only by the app
 
 _DEMO_DATA = {"downstream": "signs", "n_downstream_train": 3000, "n_downstream_test": 1000,
               "probe": "linear", "precision": "auto"}

@@ -4,13 +4,17 @@
   a run and its resume see the same order because it depends on (seed, epoch) alone.
 - `Meter`: sums named loss terms on the device and reads them off the device once, at the epoch's end, so
   steps do not wait for the host; a term that became NaN or infinite stops the run there, with a message.
-- `planned`: one part of a job's plan (`runs/progress.py`), its cost in image passes through an encoder.
+- `planned`: one part of a job's plan (`runs/progress.py`), its cost in image passes through an encoder;
+  with `passes_per_second` (this device's measured speed) a page says before a run how long it takes here.
 """
 from __future__ import annotations
 
 import math
+import time
 
 import torch
+
+from .models.resnet import cifar_resnet18
 
 
 FORWARD, FORWARD_BACKWARD = 1, 3  # image passes: an image through an encoder, and through it and back
@@ -24,6 +28,31 @@ def planned(part: str, epochs: int, n: int, batch_size: int, passes_per_step: in
 def simclr_passes(batch_size: int) -> int:
     """A SimCLR step: two views of each image, forward and backward."""
     return 2 * batch_size * FORWARD_BACKWARD
+
+
+def planned_passes(parts: list[dict]) -> int:
+    return sum(p["steps"] * p["cost"] for p in parts)
+
+
+def passes_per_second(rt, width: float, input_size: int, batch_size: int = 64, steps: int = 3) -> float:
+    """Image passes per second of a training step of an encoder of this size on `rt`'s device, measured over a
+    few steps after one to warm up (about a second on a laptop CPU at the demo's size)."""
+    encoder = rt.module(cifar_resnet18(width, input_size=input_size))
+    opt = rt.optimizer(torch.optim.SGD, encoder.parameters(), lr=0.0)
+    x = rt.prepare(torch.rand(batch_size, 3, input_size, input_size, device=rt.device))
+
+    def step():
+        with rt.autocast():
+            loss = encoder(x).float().square().mean()
+        opt.zero_grad(set_to_none=True)
+        rt.backward(loss, opt)
+        loss.detach().item()  # waits for the device
+
+    step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch_size * FORWARD_BACKWARD / (time.perf_counter() - t)
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:

@@ -44,16 +44,23 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.mark.timeout(900)  # about 3 min on the laptop profile
 def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots):
+    # a fresh server with an empty run store: the pre-computed story is there, and says so
     for path, title, last in [("", "Backdoor Distillation Lab", "Pre-training time"),
                               ("attack", "Attack: plant a backdoor", "Run the attack"),
                               ("distill", "Distill: wash the backdoor out", "Run the distillation"),
-                              ("inspect", "Inspect: where do the encoders look?", "No finished story yet"),
-                              ("compare", "Compare runs", "No runs yet")]:
+                              ("inspect", "Inspect: where do the encoders look?", "answers:"),
+                              ("compare", "Compare runs", "Up and to the left is better")]:
         visit(page, f"{server}/{path}", title)
-        page.get_by_text(last).first.wait_for(timeout=60_000)  # the page's last element: it rendered whole
+        page.get_by_text(last).first.wait_for(timeout=120_000)  # the page's last element: it rendered whole
+        settle(page)
         no_errors(page)
         assert page.locator('[data-testid="stSidebarNav"]').get_by_text("Distill").count() == 1
-        page.screenshot(path=shots / f"{path or 'overview'}-empty.png")
+        if path in ("", "inspect", "compare"):
+            note = page.get_by_text("Pre-computed story, shipped with the lab: made by").first.inner_text()
+            assert "python -m distill_core.demo_story" in note and "CPU" in note, note
+        page.screenshot(path=shots / f"{path or 'overview'}-fresh.png")
+    visit(page, server, "Backdoor Distillation Lab")
+    assert len(card_values(page)) >= 9  # the story's six cards before anything has run, and the encoder's three
 
     visit(page, f"{server}/attack", "Attack: plant a backdoor")
     set_number(page, "Epochs", 1)

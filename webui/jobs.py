@@ -13,6 +13,7 @@ import streamlit as st
 
 from distill_core.runs.jobs import Job, JobManager
 from distill_core.runs.progress import curves, part, progress
+from distill_core.presets import STORIES
 from distill_core.runs.store import RunStore
 from distill_core.tasks import TASKS, make_config
 
@@ -26,8 +27,9 @@ QUEUED_POLL_SECONDS = 3.0  # a queued job's view and the sidebar's job list: a p
 
 @st.cache_resource
 def manager() -> JobManager:
-    """One per server process; `DISTILL_JOBS_PER_DEVICE` jobs run at once per device (default 1)."""
-    return JobManager(RunStore(), slots=int(os.environ.get("DISTILL_JOBS_PER_DEVICE", "1")))
+    """One per server process; `DISTILL_JOBS_PER_DEVICE` jobs run at once per device (default 1). Its store
+    lists the pre-computed demo story too, so a fresh server has a story to show."""
+    return JobManager(RunStore(shipped=(STORIES,)), slots=int(os.environ.get("DISTILL_JOBS_PER_DEVICE", "1")))
 
 
 def owner() -> str:

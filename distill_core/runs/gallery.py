@@ -16,7 +16,8 @@ def load_gallery(run: dict) -> tuple[torch.Tensor, dict] | None:
     summary = run.get("summary") or {}
     if "gallery" not in summary:
         return None
-    folders = [Path(run["path"])] + [Path(p) for p in (summary.get("runs") or {}).values()]
+    path = Path(run["path"])
+    folders = [path, *(path / stage for stage in summary.get("runs") or {})]  # a pipeline's stages are its folders
     for folder in folders:
         if (folder / "gallery.npz").is_file():
             with np.load(folder / "gallery.npz", allow_pickle=False) as f:

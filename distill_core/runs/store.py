@@ -176,8 +176,12 @@ STORE_FOLDERS = {"uploads", "prepared"}  # the store's own folders (uploaded fil
 
 
 class RunStore:
-    def __init__(self, root: Path | str | None = None):
+    """Runs under `root`, which this store writes; `shipped` folders hold read-only runs that come with the lab
+    (the pre-computed demo story), listed after the store's own with `shipped` set."""
+
+    def __init__(self, root: Path | str | None = None, shipped: tuple[Path, ...] = ()):
         self.root = Path(root) if root is not None else default_root()
+        self.shipped = tuple(Path(p) for p in shipped)
 
     def create(self, kind: str, config, path: Path | str | None = None, listener=None, command=None) -> Run:
         """A new run at `path`, or under the store root in a folder no other process can also claim."""
@@ -199,16 +203,17 @@ class RunStore:
         listed with status `damaged` and the reason in `error`; a running run whose writer has ended reads
         `interrupted` (see `mark_interrupted` to record that)."""
         out = []
-        if not self.root.is_dir():
-            return out
-        for d in sorted(self.root.iterdir(), reverse=True):
-            if not d.is_dir() or d.name.startswith(".") or d.name in STORE_FOLDERS or _being_created(d):
-                continue
-            run = _try_load(d)
-            out.append(run)
-            for stage in sorted(d.iterdir()):
-                if stage.is_dir() and (stage / "config.json").exists():
-                    out.append({**_try_load(stage), "parent": run["id"]})
+        for root in (self.root, *self.shipped):
+            mark = {"shipped": True} if root in self.shipped else {}
+            folders = sorted(root.iterdir(), reverse=True) if root.is_dir() else []
+            for d in folders:
+                if not d.is_dir() or d.name.startswith(".") or d.name in STORE_FOLDERS or _being_created(d):
+                    continue
+                run = {**_try_load(d), **mark}
+                out.append(run)
+                for stage in sorted(d.iterdir()):
+                    if stage.is_dir() and (stage / "config.json").exists():
+                        out.append({**_try_load(stage), "parent": run["id"], **mark})
         return out
 
     def mark_interrupted(self, reason: str = INTERRUPTED, under: Path | None = None) -> list[str]:
@@ -217,6 +222,8 @@ class RunStore:
         their ids."""
         marked = []
         for run in self.list():
+            if run.get("shipped"):
+                continue
             if under is not None and not Path(run["path"]).is_relative_to(under):
                 continue
             if run["status"] == "interrupted" and run.get("writer_gone"):

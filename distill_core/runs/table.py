@@ -37,7 +37,7 @@ def row(run: dict) -> dict:
         "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.get("created", 0))),
         "seconds": round((s.get("seconds") or {}).get("total", 0)) or None,
         "part of": run.get("parent", ""),
-        "note": run.get("error") or "",
+        "note": run.get("error") or ("pre-computed, shipped with the lab" if run.get("shipped") else ""),
     }
 
 
@@ -51,7 +51,8 @@ def stories(runs: list[dict]) -> list[dict]:
             continue
         roles = {r: s[r] for r in ROLES if isinstance(s.get(r), dict) and "asr" in s[r]}
         label = " / ".join(filter(None, (s.get("attack"), s.get("teacher"), s.get("student"), s.get("loss"))))
-        out.append({"id": run["id"], "kind": run["kind"], "label": label or run["kind"], **roles})
+        label = (label or run["kind"]) + (" · pre-computed" if run.get("shipped") else "")
+        out.append({"id": run["id"], "kind": run["kind"], "label": label, **roles})
     return out
 
 
@@ -67,4 +68,16 @@ def describe(run: dict) -> str:
     what = " → ".join(filter(None, (s.get("attack") or run.get("kind"), s.get("target"))))
     figs = " · ".join(f"{name} {100 * fig[key]:.1f}%" for key, name in (("ca", "CA"), ("asr", "ASR")) if key in fig)
     when = time.strftime("%H:%M", time.localtime(run.get("created", 0)))
+    if run.get("shipped"):
+        return f"{what} · {figs} · pre-computed demo story"
     return f"{what} · {figs} · {when} ({run['id'][-4:]})" if figs else f"{what} · {when} ({run['id'][-4:]})"
+
+
+def precomputed_note(run: dict) -> str:
+    """The sentence every view of a shipped story shows: by which command and on which machine it was made
+    ('' for the user's own runs)."""
+    made = run.get("precomputed") or {}
+    if not run.get("shipped") or not made:
+        return ""
+    return (f"Pre-computed story, shipped with the lab: made by `{made['command']}` on {made['machine']}, "
+            f"{made['made']}.")
