@@ -3,13 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 # Runs that tests start without an explicit directory go to a scratch store, never the checkout's runs/.
@@ -18,6 +14,7 @@ os.environ.setdefault("DISTILL_RUNS", tempfile.mkdtemp(prefix="distill-test-runs
 import pytest
 import torch
 
+from bench.app_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_server  # noqa: F401  (shared with the tests)
 from distill_core.device import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,41 +55,8 @@ def demo_story(tmp_path_factory) -> tuple[Path, dict]:
     return out, last_json(cli("pipeline", "--preset", "demo", "--out", str(out), "--quiet"))
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 needs_chromium = pytest.mark.skipif(not CHROMIUM.is_file(),
                                     reason="Debian's chromium is not installed (.ci/run installs it)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def streamlit_server(runs: Path, log: Path, **env: str):
-    """`streamlit run app.py` headless on a free port with its own run store; yields (url, process)."""
-    port = free_port()
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                 "--server.headless", "true", "--server.fileWatcherType", "none"], cwd=ROOT,
-                                env={**os.environ, "DISTILL_RUNS": str(runs), **env}, stdout=out, stderr=out)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(120):
-                try:
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.5)
-            else:
-                pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
-            yield url, proc
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 def run_tiny_sweep(store_root: Path) -> Path:

@@ -1,0 +1,41 @@
+"""Each page's time to first view in a real browser, on a fresh server whose run store holds only the
+pre-computed demo story: what a class sees when it opens the app. `first view`: from navigation to the page's
+first figure; `whole page`: to its last element. `cold` is the first visit after the server started (slow parts
+computed), `warm` the next one (cached per story). Target (issue 20): first view <= 5 s on the laptop profile.
+Needs Debian's chromium and playwright (requirements-dev).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from .app_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_server
+
+COLUMNS = ["page", "visit", "first_view_s", "whole_page_s"]
+# page path -> (Playwright selector of its first figure, text of its last element)
+PAGES = {"": ('[data-testid="stMetricValue"]', "Pre-training time"),
+         "attack": ('[data-testid="stImage"]', "Run the attack"),
+         "distill": ('[data-testid="stNumberInput"]', "Run the distillation"),
+         "inspect": ('[data-testid="stMetricValue"]', "answers:"),
+         "compare": ('[data-testid="stDataFrame"]', "Up and to the left is better")}
+
+
+def run(device: str = "auto", repeats: int = 1) -> list[dict]:
+    from playwright.sync_api import sync_playwright
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, streamlit_server(Path(tmp) / "runs", Path(tmp) / "log") as (url, _), \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        for visit in ("cold", "warm"):
+            for path, (first, last) in PAGES.items():
+                t = time.perf_counter()
+                page.goto(f"{url}/{path}")
+                page.locator(first).first.wait_for(timeout=300_000)
+                first_view = time.perf_counter() - t
+                page.get_by_text(last).first.wait_for(timeout=300_000)
+                rows.append({"bench": "pages", "page": path or "overview", "visit": visit,
+                             "first_view_s": first_view, "whole_page_s": time.perf_counter() - t})
+        browser.close()
+    return rows
