@@ -41,7 +41,7 @@ def story_of(run_path: str):
     story = load_story(run_path)
     encoders = story.encoders()
     task = downstream_task(story, Runtime.create("cpu", "fp32"))
-    return story, encoders, task, {role: task.fit(encoder) for role, encoder in encoders.items()}
+    return story, encoders, task, story.probes(task, encoders)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -15,6 +15,8 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from .device import Runtime
+from .inspect.attention import downstream_task
+from .inspect.story import load_story
 from .models.checkpoint import FORMAT, read_checkpoint
 from .presets import DEMO_ENCODER, STORIES
 from .runs.store import RunStore, read_json, write_json
@@ -42,6 +44,8 @@ def make(dest: Path = STORIES) -> Path:
     attack = read_json(story / "attack" / "config.json")
     attack["config"]["encoder"] = ""  # the preset's shipped clean encoder, wherever the lab is installed
     write_json(story / "attack" / "config.json", attack)
+    shipped = load_story(story)  # Inspect's probes, kept with the story: its first view needs no fitting
+    shipped.probes(downstream_task(shipped, Runtime.create("cpu", "fp32")), shipped.encoders())
     record = read_json(story / "config.json")
     record["precomputed"] = {"command": COMMAND, "machine": f"{rt.describe()['name']}, {rt.precision}",
                              "made": time.strftime("%Y-%m-%d"), "passes_per_second": round(speed)}

@@ -1,11 +1,13 @@
 """The pre-computed demo story the lab ships: listed read-only by the app's store, small, true to its summary,
 and telling the story the demo promises."""
 import pytest
+import torch
 
 from distill_core.demo_story import demo_speed, seconds_here
 from distill_core.device import Runtime
 from distill_core.inspect.attention import downstream_task
-from distill_core.inspect.story import load_story
+from distill_core.evaluate.features import extract_features
+from distill_core.inspect.story import PROBES_FILE, load_story
 from distill_core.presets import DEMO_ENCODER, STORIES
 from distill_core.runs.store import RunStore
 from distill_core.runs.table import describe, precomputed_note
@@ -60,3 +62,15 @@ def test_before_a_live_run_the_time_is_scaled_by_this_machines_measured_speed(sh
     made = run["precomputed"]["passes_per_second"]
     assert seconds_here(run, 2 * made) == pytest.approx(run["summary"]["seconds"]["total"] / 2)
     assert 50 < demo_speed(Runtime.create("cpu", "fp32")) < 1e6  # image passes per second, measured
+
+
+def test_inspects_probes_ship_with_it_and_equal_a_fresh_fit(shipped):
+    _, run = shipped
+    story = load_story(run["path"])
+    task, encoders = downstream_task(story, Runtime.create("cpu", "fp32")), story.encoders()
+    key_file = story.folder / PROBES_FILE
+    before = key_file.stat().st_mtime_ns
+    kept = story.probes(task, encoders)  # what the Inspect page asks for: loaded, not fitted nor written
+    assert key_file.stat().st_mtime_ns == before and set(kept) == {"clean", "poisoned", "distilled"}
+    features = extract_features(encoders["poisoned"], task.test.images, task.runtime)
+    assert torch.equal(kept["poisoned"].predict(features), task.fit(encoders["poisoned"]).predict(features))

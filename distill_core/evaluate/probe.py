@@ -11,13 +11,19 @@ features of a small encoder sit in a narrow cone, and without it a linear probe 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+import safetensors
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save
 from torch import nn
 
 from ..runs.events import cancel_point
+from ..runs.store import write_atomic
 
 
 @dataclass
@@ -104,3 +110,30 @@ def _fit_adam(net: nn.Module, x, y, cfg: ProbeConfig) -> None:
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(net(x[idx]), y[idx]).backward()
             opt.step()
+
+
+def save_probes(path: Path, probes: dict[str, Probe], key: str) -> None:
+    """Fitted probes by name in one safetensors file; `key` says what they were fitted for (see `load_probes`)."""
+    tensors = {f"{name}.{k}": v.detach().cpu().contiguous() for name, p in probes.items() for k, v in p.state_dict().items()}
+    kinds = {name: "linear" if isinstance(p.net, nn.Linear) else "mlp" for name, p in probes.items()}
+    write_atomic(path, save(tensors, metadata={"key": key, "kinds": json.dumps(kinds)}))
+
+
+def load_probes(path: Path, key: str) -> dict[str, Probe] | None:
+    """The probes `save_probes` kept at `path` for the same `key`; None if there are none, or for another key."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("key") != key:
+                return None
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (OSError, safetensors.SafetensorError):
+        return None
+    probes = {}
+    for name, kind in json.loads(meta["kinds"]).items():
+        state = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
+        d, classes = state["mean"].numel(), state[max(k for k in state if k.endswith("weight"))].shape[0]
+        probe = Probe(state["mean"], state["std"], nn.Linear(d, classes) if kind == "linear" else mlp_head(d, classes))
+        probe.load_state_dict(state)
+        probes[name] = probe.eval()
+    return probes

@@ -6,7 +6,8 @@ purified encoder; a pipeline run holds both as stages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,18 @@ import torch
 from ..data.datasets import load_dataset
 from ..data.imageset import ImageSet
 from ..data.triggers import Trigger, load_npz
+from ..evaluate.downstream import Downstream
+from ..evaluate.probe import Probe, load_probes, save_probes
 from ..models.checkpoint import load_encoder
 from ..presets import DEMO_ENCODER
 from ..runs.store import load_run
 
+PROBES_FILE = "inspect_probes.safetensors"  # each encoder's downstream probe, kept with the story
+
+
 @dataclass
 class Story:
+    folder: Path               # the run directory the story was read from
     weights: dict[str, Path]   # role -> encoder weights, for the roles the story has
     attack_dir: Path
     trigger: Trigger
@@ -30,6 +37,20 @@ class Story:
 
     def encoders(self) -> dict[str, torch.nn.Module]:
         return {role: load_encoder(path)[0].eval().requires_grad_(False) for role, path in self.weights.items()}
+
+    def probes(self, task: Downstream, encoders: dict[str, torch.nn.Module]) -> dict[str, Probe]:
+        """Each encoder's probe on `task`, fitted once per story and kept in its folder: fitting three took 6 s on
+        the laptop profile, loading them takes milliseconds. A folder that cannot be written costs only the fit."""
+        key = json.dumps({"task": self.downstream, "probe": asdict(task.probe_cfg), "roles": sorted(encoders)},
+                         sort_keys=True, default=str)
+        probes = load_probes(self.folder / PROBES_FILE, key)
+        if probes is None:
+            probes = {role: task.fit(encoder) for role, encoder in encoders.items()}
+            try:
+                save_probes(self.folder / PROBES_FILE, probes, key)
+            except OSError:
+                pass
+        return probes
 
     def test_images(self, n: int | None = None, exclude_target: bool = True) -> ImageSet:
         """The downstream test images the attack was scored on (the target class left out, as ASR does)."""
@@ -76,5 +97,5 @@ def load_story(run_dir: str | Path) -> Story:
         weights["distilled"] = distill_dir / "encoder.safetensors"
     _, _, meta = load_encoder(weights["poisoned"])
     target = (attack.get("summary") or {}).get("target") or attack["config"]["target"]
-    return Story(weights, attack_dir, load_npz(attack_dir / "trigger.npz", meta.get("input_size", 32)),
+    return Story(run_dir, weights, attack_dir, load_npz(attack_dir / "trigger.npz", meta.get("input_size", 32)),
                  load_references(attack_dir), target, attack["config"])
