@@ -30,10 +30,6 @@ def simclr_passes(batch_size: int) -> int:
     return 2 * batch_size * FORWARD_BACKWARD
 
 
-def planned_passes(parts: list[dict]) -> int:
-    return sum(p["steps"] * p["cost"] for p in parts)
-
-
 def passes_per_second(rt, width: float, input_size: int, batch_size: int = 64, steps: int = 3) -> float:
     """Image passes per second of a training step of an encoder of this size on `rt`'s device, measured over a
     few steps after one to warm up (about a second on a laptop CPU at the demo's size)."""
