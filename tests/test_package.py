@@ -3,6 +3,7 @@ every library the engine and the app import is declared."""
 import ast
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -43,8 +44,13 @@ def test_every_library_the_engine_and_the_app_import_is_a_declared_dependency():
 def test_the_wheel_installs_the_engine_its_assets_and_the_command(tmp_path):
     pytest.importorskip("setuptools")  # the build backend, here without downloading it
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True)
+    left = [p for p in (ROOT / "build", ROOT / "backdoor_distillation_lab.egg-info") if not p.exists()]
+    try:
+        subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+                       check=True, capture_output=True)
+    finally:  # setuptools builds inside the checkout: leave it as it was
+        for p in left:
+            shutil.rmtree(p, ignore_errors=True)
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), *map(str, tmp_path.glob("*.whl"))],
                    check=True, capture_output=True)

@@ -11,7 +11,9 @@ from ..config import check
 from ..runs.events import CancelToken
 from ..runs.store import Run
 from .config import DistillConfig, validate
-from .setup import build_student, build_teacher, open_defence
+from .setup import open_defence
+from .students import build_student
+from .teachers import build_teacher
 
 
 def prepare(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:

@@ -140,18 +140,3 @@ def open_defence(cfg: DistillConfig, run, cancel: CancelToken):
     suspicious = rt.module(suspicious).eval().requires_grad_(False)
     return cfg, story, Defence(cfg, rt, suspicious, head, clean.images.to(rt.device), run, cancel), clean
 
-
-def build_teacher(d: Defence):
-    """The chosen teacher, frozen. Seeded first, so it never depends on what ran before it (a kept one is
-    then found again by a `prepare` run as well as by a distillation)."""
-    from .teachers import TEACHERS, FrozenTeacher
-    torch.manual_seed(d.cfg.seed)
-    return FrozenTeacher(d.rt.module(TEACHERS[d.cfg.teacher].build(d)))
-
-
-def build_student(d: Defence):
-    """The chosen student and its projection head, on the device."""
-    from .students import STUDENTS
-    torch.manual_seed(d.cfg.seed)
-    student, head = STUDENTS[d.cfg.student].build(d)
-    return d.rt.module(student), d.rt.module(head)

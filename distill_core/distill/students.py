@@ -57,3 +57,10 @@ STUDENTS: dict[str, StudentSpec] = {s.name: s for s in (
     StudentSpec("warmup", "Random initialisation, then SimCLR warm-up on the clean subset (the study's best "
                 "student).", warmup, "warmup_epochs"),
 )}
+
+
+def build_student(d: Defence) -> tuple[nn.Module, nn.Module]:
+    """The chosen student and its projection head, on the device."""
+    torch.manual_seed(d.cfg.seed)
+    student, head = STUDENTS[d.cfg.student].build(d)
+    return d.rt.module(student), d.rt.module(head)

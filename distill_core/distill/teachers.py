@@ -115,3 +115,10 @@ TEACHERS: dict[str, TeacherSpec] = {t.name: t for t in (
     TeacherSpec("ensemble", "The mean of the poisoned and fine-tuned teachers' features.", ensemble,
                 "teacher_epochs"),
 )}
+
+
+def build_teacher(d: Defence) -> FrozenTeacher:
+    """The chosen teacher, frozen. Seeded first, so it never depends on what ran before it (a kept one is
+    then found again by a `prepare` run as well as by a distillation)."""
+    torch.manual_seed(d.cfg.seed)
+    return FrozenTeacher(d.rt.module(TEACHERS[d.cfg.teacher].build(d)))

@@ -35,10 +35,10 @@ from ..ssl.simclr import info_nce
 from ..training import FORWARD, Meter, epoch_batches, planned, simclr_passes
 from .config import DistillConfig, stage_weights, validate
 from .losses import LOSSES
-from .setup import build_student, build_teacher, clean_subset, open_defence
+from .setup import clean_subset, open_defence
 from .state import STATE_FILE, load_state, save_state
-from .students import STUDENTS
-from .teachers import TEACHERS, FrozenTeacher
+from .students import STUDENTS, build_student
+from .teachers import TEACHERS, FrozenTeacher, build_teacher
 
 
 class _FirstRows(torch.autograd.Function):
