@@ -5,7 +5,6 @@ The quick estimate behind the live curves (1,000 + 500 images) is timed too.
 """
 from __future__ import annotations
 
-import time
 
 import torch
 

@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from conftest import ROOT
-from distill_core.data.augment import to_float
 from distill_core.inspect import METHODS, attribute, trigger_share
 from distill_core.inspect.attribution import SimilarityToReference
 from distill_core.inspect.embedding import project

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from distill_core.runs.events import Cancelled
 from distill_core.runs.worker import in_worker
 from distill_core.runs.jobs import JobManager
 from distill_core.presets import DEMO_ENCODER

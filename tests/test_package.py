@@ -1,5 +1,5 @@
-"""The lab is a package: `pip install .` gives the engine with its shipped assets and the `distill-lab` command, and
-every library the engine and the app import is declared."""
+"""The lab is a package: `pip install .` gives the engine with its shipped assets and the `distill-lab` command,
+every library the engine and the app import is declared, and the code passes the project's lint rules."""
 import ast
 import os
 import re
@@ -61,3 +61,10 @@ def test_the_wheel_installs_the_engine_its_assets_and_the_command(tmp_path):
     found = run("-c", "import distill_core.presets as p; print(p.__file__, p.DEMO_ENCODER.is_file(), "
                       "any(p.STORIES.glob('*/summary.json')))")
     assert found.stdout.split() == [str(site / "distill_core" / "presets.py"), "True", "True"], found.stderr
+
+
+def test_the_code_passes_the_projects_lint_rules():
+    pytest.importorskip("ruff")
+    found = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "."],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert found.returncode == 0, found.stdout[-3000:]

@@ -1,7 +1,6 @@
 """Run rows, stories and the store's listing as the Compare and Distill pages use them."""
-import json
 
-from distill_core.runs.store import RunStore, write_json
+from distill_core.runs.store import RunStore
 from distill_core.runs.table import attack_runs, describe, headline, row, stories
 
 CLEAN, POISONED, PURE = {"ca": 0.977, "asr": 0.052}, {"ca": 0.972, "asr": 0.994}, {"ca": 0.952, "asr": 0.056}

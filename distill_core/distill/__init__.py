@@ -7,4 +7,5 @@ from .students import STUDENTS
 from .teachers import TEACHERS
 from .trainer import distill_plan, run_distill
 
+__all__ = ["DistillConfig", "LOSSES", "RECOMMENDED", "STUDENTS", "TEACHERS", "distill_plan", "run_distill"]
 RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts (Han et al.)

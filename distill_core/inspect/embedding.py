@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.augment import to_float
 from ..device import Runtime
 from ..evaluate.features import extract_features
 from .story import Story
