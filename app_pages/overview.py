@@ -70,7 +70,7 @@ if shown is not None and shown.get("summary"):
     st.markdown("**Triggered test images** and what each encoder's downstream classifier says "
                 "(:red[**red**]: the attacker's target):")
     gallery(shown)
-if shown is shipped and shipped is not None:  # measured once the story is on screen: it takes a second or two
+if job is None and shipped is not None:  # measured once the story is on screen: it takes a second or two
     note.info(f"{precomputed_note(shipped)} On this machine a live run takes about "
               f"{seconds_here(shipped, this_machine_speed()):.0f} s (from its measured speed); press the button to "
               "watch it happen.")

@@ -5,7 +5,7 @@ from distill_core.config import DownstreamConfig
 from distill_core.data.triggers import make_trigger
 from distill_core.evaluate.downstream import Downstream
 from distill_core.evaluate.metrics import accuracy, attack_success, knn_predict, per_class_accuracy
-from distill_core.evaluate.probe import ProbeConfig, fit_probe
+from distill_core.evaluate.probe import ProbeConfig, fit_probe, load_probes, save_probes
 from distill_core.models.resnet import cifar_resnet18
 
 
@@ -63,3 +63,15 @@ def test_downstream_scores_ca_asr_and_asr_all(cpu):
     assert len(out["per_class"]) == 10
     with pytest.raises(ValueError, match="does not exist"):
         Downstream(cfg, cpu, make_trigger("white"), "unicorn")
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_kept_probes_load_as_fitted_and_only_for_their_key(tmp_path, kind):
+    torch.manual_seed(0)
+    features, labels = torch.randn(200, 16), torch.randint(0, 3, (200,))
+    probe = fit_probe(features, labels, 3, ProbeConfig(kind=kind, epochs=2))
+    save_probes(tmp_path / "p.safetensors", {"clean": probe}, key="task A")
+    loaded = load_probes(tmp_path / "p.safetensors", key="task A")
+    assert torch.equal(loaded["clean"](features), probe(features))
+    assert load_probes(tmp_path / "p.safetensors", key="task B") is None
+    assert load_probes(tmp_path / "missing.safetensors", key="task A") is None

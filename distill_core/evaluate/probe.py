@@ -115,8 +115,9 @@ def _fit_adam(net: nn.Module, x, y, cfg: ProbeConfig) -> None:
 def save_probes(path: Path, probes: dict[str, Probe], key: str) -> None:
     """Fitted probes by name in one safetensors file; `key` says what they were fitted for (see `load_probes`)."""
     tensors = {f"{name}.{k}": v.detach().cpu().contiguous() for name, p in probes.items() for k, v in p.state_dict().items()}
-    kinds = {name: "linear" if isinstance(p.net, nn.Linear) else "mlp" for name, p in probes.items()}
-    write_atomic(path, save(tensors, metadata={"key": key, "kinds": json.dumps(kinds)}))
+    heads = {name: ("linear", p.net.out_features) if isinstance(p.net, nn.Linear) else ("mlp", p.net[-1].out_features)
+             for name, p in probes.items()}
+    write_atomic(path, save(tensors, metadata={"key": key, "heads": json.dumps(heads)}))
 
 
 def load_probes(path: Path, key: str) -> dict[str, Probe] | None:
@@ -130,9 +131,9 @@ def load_probes(path: Path, key: str) -> dict[str, Probe] | None:
     except (OSError, safetensors.SafetensorError):
         return None
     probes = {}
-    for name, kind in json.loads(meta["kinds"]).items():
+    for name, (kind, classes) in json.loads(meta["heads"]).items():
         state = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
-        d, classes = state["mean"].numel(), state[max(k for k in state if k.endswith("weight"))].shape[0]
+        d = state["mean"].numel()
         probe = Probe(state["mean"], state["std"], nn.Linear(d, classes) if kind == "linear" else mlp_head(d, classes))
         probe.load_state_dict(state)
         probes[name] = probe.eval()
