@@ -41,7 +41,8 @@ with runs_tab:
         descending = s2.toggle("Descending", True, key="compare:desc")
         shown = shown.sort_values(by, ascending=not descending, na_position="last")
         st.dataframe(shown, hide_index=True, width="stretch")
-        notes = {precomputed_note(r) for r in runs if r["id"] in set(shown["id"])} - {""}
+        shown_ids = set(shown["id"])
+        notes = {precomputed_note(r) for r in runs if r["id"] in shown_ids} - {""}
         for note in notes:
             st.info(note + " Its rows say so in the note column; your own runs are listed above it.")
         st.caption("CA % is the accuracy of the encoder the run produced (BA for an attack); ASR % its attack success "

@@ -36,12 +36,17 @@ def onednn_channel_block() -> int:
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
     if limit.startswith(("AVX2", "AVX", "SSE")):
         return 8
+    flags = cpuinfo("flags")
+    return 8 if flags is not None and "avx512f" not in flags.split() else 16
+
+
+def cpuinfo(field: str) -> str | None:
+    """The first `field` of Linux's /proc/cpuinfo (the CPU's flags, its model name), None where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line.split() for line in f if line.startswith("flags")), None)
+            return next((line.split(":", 1)[1].strip() for line in f if line.split(":")[0].strip() == field), None)
     except OSError:
-        flags = None
-    return 8 if flags is not None and "avx512f" not in flags else 16
+        return None
 
 
 def onednn_6035(conv: torch.nn.Module) -> bool:
@@ -51,8 +56,8 @@ def onednn_6035(conv: torch.nn.Module) -> bool:
     hang, a crash (double free, segfault) or silently wrong weight gradients (measured here: 5-190% off). The lab
     meets it in the first downsample of narrow encoders: on AVX2 below width 0.125 (layer1 of 4-6 channels), on
     AVX-512 also at width 0.125 (8 channels: a segfault on any odd batch, as the attacks' 2B + K(1+A) images are).
-    Kept to the CPU's own block because the NCHW detour costs: a width-0.125 step on the laptop profile runs at
-    about 0.85 of plain channels-last with it."""
+    Kept to the CPU's own block because the NCHW detour costs: width 0.125's forward+backward on the laptop
+    profile ran at 0.83-0.90 of plain channels-last with it (measured)."""
     return (isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (1, 1) and max(conv.stride) > 1
             and conv.in_channels < onednn_channel_block())
 
@@ -66,7 +71,7 @@ def nchw(t: torch.Tensor) -> torch.Tensor:
 class _NCHWCopy(torch.autograd.Function):
     """`nchw(x)` whose gradient comes back in x's own layout: an NCHW gradient added to the channels-last ones
     of the other branch made the whole backward of the stage before it slow (measured on the laptop profile:
-    a width-0.125 step at 0.57 of plain channels-last, against 0.9x with this)."""
+    width 0.125's forward+backward at 0.56-0.58 of plain channels-last, against 0.83-0.90 with this)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:

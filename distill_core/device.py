@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .cpu_kernels import avoid_onednn_6035, compile_cache_per_cpu, keep_nchw_out_of_graphs
+from .cpu_kernels import avoid_onednn_6035, compile_cache_per_cpu, cpuinfo, keep_nchw_out_of_graphs
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -81,12 +81,7 @@ def describe(device: torch.device) -> str:
 
 def cpu_model() -> str:
     """The CPU's marketing name where Linux tells it (run records name the machine they were made on)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    except OSError:
-        names = []
-    return names[0] if names else platform.processor() or platform.machine()
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 @dataclass

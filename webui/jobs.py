@@ -11,9 +11,9 @@ import secrets
 import pandas as pd
 import streamlit as st
 
+from distill_core.presets import STORIES
 from distill_core.runs.jobs import Job, JobManager
 from distill_core.runs.progress import curves, part, progress
-from distill_core.presets import STORIES
 from distill_core.runs.store import RunStore
 from distill_core.tasks import TASKS, make_config
 
