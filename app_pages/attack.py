@@ -6,7 +6,7 @@ from distill_core.data.augment import to_float
 from distill_core.data.datasets import default_target, load_dataset
 from distill_core.data.triggers import default_patch, make_trigger
 from distill_core.models.checkpoint import read_checkpoint
-from distill_core.presets import DEMO_ENCODER
+from distill_core.presets import CIFAR_ENCODER, DEMO_ENCODER, TRAINED_ON, preset_encoder
 from distill_core.runs.store import load_run
 from distill_core.runs.table import describe
 from distill_core.runs.uploads import checked_trigger_image
@@ -21,39 +21,55 @@ st.markdown("The attacker fine-tunes a copy of a clean encoder on **shadow data*
             "as before. Defaults are the demo's: for BadEncoder about 40 s on a 2-core AMD EPYC with native "
             "bf16, 75 s on its laptop profile (AVX2 kernels, fp32).")
 
+SETUPS = {"demo": "Demo: embedded shapes → signs (offline)", "cifar": "Real photos: CIFAR-10 → a real task"}
+FIRST = {"demo": ("shapes", "signs"), "cifar": ("cifar10", "stl10")}  # each setup's shadow and downstream data
+
 left, right = st.columns(2)
 with left:
     st.subheader("Data")
-    shadow = dataset_picker("Shadow data (the attacker's share of pre-training data)", "shapes", "attack:data")
-    downstream = dataset_picker("Downstream task (where the backdoor should fire)", "signs", "attack:downstream")
+    setup = st.radio("Setup", list(SETUPS), format_func=SETUPS.get, horizontal=True, key="attack:setup",
+                     help="Real photos start from the shipped real-image encoder; a folder of your own photos "
+                          "(train/ and test/ class folders) works as shadow data and as the downstream task.")
+    shadow = dataset_picker("Shadow data (the attacker's share of pre-training data)", FIRST[setup][0],
+                            f"attack:{setup}:data")
+    downstream = dataset_picker("Downstream task (where the backdoor should fire)", FIRST[setup][1],
+                                f"attack:{setup}:downstream")
     data = data_root_inputs([shadow, downstream], "attack")
 
 with right:
     st.subheader("Clean encoder")
     runs = [r for r in manager().store.list() if r["kind"] == "pretrain" and r["status"] == "done"]
-    shipped_width = read_checkpoint(DEMO_ENCODER)[1]["width"]
-    choices = {str(DEMO_ENCODER): f"Shipped demo encoder (width {shipped_width}, pre-trained on shapes)",
+    shipped = {path: f"Shipped {kind} encoder (width {read_checkpoint(path)[1]['width']}, pre-trained on "
+                     f"{TRAINED_ON[path]})" for kind, path in (("real-image", CIFAR_ENCODER), ("demo", DEMO_ENCODER))}
+    first = preset_encoder(setup, FIRST[setup][0])
+    choices = {str(first): shipped[first], **{str(k): v for k, v in shipped.items() if k != first},
                **{r["summary"]["encoder"]: f"Pre-trained here: {describe(r)}" for r in runs},
                "upload": "Upload a checkpoint…"}
-    encoder = st.selectbox("Encoder to poison", list(choices), format_func=choices.get, key="attack:encoder")
+    encoder = st.selectbox("Encoder to poison", list(choices), format_func=choices.get, key=f"attack:{setup}:encoder")
     if encoder == "upload":
         encoder = upload_checkpoint("Clean encoder checkpoint", "attack:upload")
-    with st.expander("Pre-train a new clean encoder (about 2 minutes with native bf16, 4 on a laptop CPU)"):
-        pre = make_config("pretrain", "demo")
-        c1, c2, c3 = st.columns(3)
-        with c1:
-            pre_epochs = number(pre, "epochs", "Pre-training epochs", "pretrain:epochs", min_value=1)
-        with c2:
-            n_train = number(pre, "n_train", "Pre-training images", "pretrain:n", min_value=256)
-        with c3:
-            width = st.select_slider("Width", [0.125, 0.25, 0.5, 1.0], value=pre.width, key="pretrain:width")
-        job = current("pretrain")
-        if st.button("Pre-train", disabled=bool(job and job.active)):
-            start("pretrain", "pretrain", {"data": shadow, "downstream": downstream, "epochs": pre_epochs,
-                                           "n_train": n_train, "width": width, **data})
-        if job is not None:
-            live(job, charts=False)
+    if setup == "demo":
+        with st.expander("Pre-train a new clean encoder (about 2 minutes with native bf16, 4 on a laptop CPU)"):
+            pre = make_config("pretrain", "demo")
+            c1, c2, c3 = st.columns(3)
+            with c1:
+                pre_epochs = number(pre, "epochs", "Pre-training epochs", "pretrain:epochs", min_value=1)
+            with c2:
+                n_train = number(pre, "n_train", "Pre-training images", "pretrain:n", min_value=256)
+            with c3:
+                width = st.select_slider("Width", [0.125, 0.25, 0.5, 1.0], value=pre.width, key="pretrain:width")
+            job = current("pretrain")
+            if st.button("Pre-train", disabled=bool(job and job.active)):
+                start("pretrain", "pretrain", {"data": shadow, "downstream": downstream, "epochs": pre_epochs,
+                                               "n_train": n_train, "width": width, **data})
+            if job is not None:
+                live(job, charts=False)
+    else:
+        st.caption("The real-image encoder took 450 SimCLR epochs (3.5 minutes on an H200 GPU, hours on a CPU): "
+                   "`python -m distill_core pretrain --preset cifar` makes another where you have a GPU.")
 
+if data is None:  # a picked dataset is not there yet: the Data column says how to get it
+    st.stop()
 size = 32
 if encoder:
     try:
@@ -66,21 +82,21 @@ st.subheader("Attack")
 name = st.radio("Attack", list(ATTACKS), format_func=lambda n: {"badencoder": "BadEncoder", "drupe": "DRUPE"}[n],
                 horizontal=True, key="attack:name")
 st.caption(ATTACKS[name].description)
-cfg = make_config("attack", "demo", {"attack": name})
+cfg = make_config("attack", setup, {"attack": name})
 knobs = st.columns(6)
 with knobs[0]:
-    epochs = number(cfg, "epochs", "Epochs", f"attack:{name}:epochs", min_value=1)
+    epochs = number(cfg, "epochs", "Epochs", f"attack:{setup}:{name}:epochs", min_value=1)
 with knobs[1]:
-    n_shadow = number(cfg, "n_shadow", "Shadow images", f"attack:{name}:n_shadow", min_value=2)
+    n_shadow = number(cfg, "n_shadow", "Shadow images", f"attack:{setup}:{name}:n_shadow", min_value=2)
 with knobs[2]:
-    lr = number(cfg, "lr", "Learning rate", f"attack:{name}:lr", min_value=1e-6)
+    lr = number(cfg, "lr", "Learning rate", f"attack:{setup}:{name}:lr", min_value=1e-6)
 with knobs[3]:
-    batch = number(cfg, "batch_size", "Batch size", f"attack:{name}:batch", min_value=2)
+    batch = number(cfg, "batch_size", "Batch size", f"attack:{setup}:{name}:batch", min_value=2)
 extra = {}
 for col, (field, label) in zip(knobs[4:], {"badencoder": (("lambda1", "λ1 (references)"), ("lambda2", "λ2 (utility)")),
                                            "drupe": (("n_refs", "References"), ("init_cost_dist", "Distribution weight"))}[name]):
     with col:
-        extra[field] = number(cfg, field, label, f"attack:{name}:{field}")
+        extra[field] = number(cfg, field, label, f"attack:{setup}:{name}:{field}")
 
 st.subheader("Trigger")
 t1, t2 = st.columns([1, 2])
@@ -108,7 +124,7 @@ with t1:
 if "folder:" in (shadow, downstream):
     st.info("Enter the image folder's path to go on.")
     st.stop()
-where = {"root": data.get("data_root", "data"), "download": data.get("download", False), "size": size}
+where = {"root": data.get("data_root", "data"), "size": size}
 try:
     test = load_dataset(downstream, "test", n=200, **where)
     train = load_dataset(downstream, "train", **where)
@@ -149,7 +165,7 @@ if st.button("Run the attack", type="primary", disabled=not ready or bool(job an
                  **extra, **data}
     if auto == "pick":
         overrides.update(ref_indices=",".join(map(str, picked)), n_refs=len(picked))
-    start("attack", "attack", overrides)
+    start("attack", "attack", overrides, preset=setup)
 if job is not None:
     st.subheader("Training")
     live(job)

@@ -12,6 +12,7 @@ from distill_core.data.datasets import default_target, load_dataset
 from distill_core.distill import LOSSES, RECOMMENDED, STUDENTS, TEACHERS
 from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
+from distill_core.presets import preset_for
 from distill_core.runs.store import load_run
 from distill_core.runs.table import ROLES, attack_runs, describe
 from distill_core.tasks import RESUMABLE, make_config
@@ -30,7 +31,7 @@ choices = {r["path"]: f"{'Demo story' if r.get('parent') else 'Attack'}: {descri
 choices["upload"] = "Upload a checkpoint…"
 choice = st.selectbox("Encoder to purify", list(choices), format_func=choices.get, key="distill:encoder",
                       help="Finished attack runs (from the Attack page or the demo) or a checkpoint of your own.")
-overrides = {}
+overrides, setup = {}, "demo"
 if choice == "upload":
     encoder = upload_checkpoint("Suspicious encoder checkpoint", "distill:upload")
     c1, c2 = st.columns(2)
@@ -41,7 +42,12 @@ if choice == "upload":
                                        index=classes.index(usual) if usual in classes else 0)
 else:
     encoder = choice
-    figure_cards(load_run(choice)["summary"], ("clean", "poisoned"))
+    attacked = load_run(choice)
+    figure_cards(attacked["summary"], ("clean", "poisoned"))
+    # the defender's clean images come from the attack's pre-training data, scored on its downstream task
+    overrides = {k: attacked["config"][k] for k in ("data", "data_root", "downstream", "n_downstream_train",
+                                                    "n_downstream_test")}
+    setup = preset_for(overrides["data"])
 
 st.subheader("Teacher, student and loss")
 st.caption("★ marks the study's recommendation.")
@@ -54,7 +60,7 @@ for col, (field, registry) in zip(st.columns(3), (("teacher", TEACHERS), ("stude
         st.caption(registry[picks[field]].title)
 spec = LOSSES[picks["loss"]]
 
-cfg = make_config("distill", "demo", picks)
+cfg = make_config("distill", setup, {**picks, **overrides})
 st.subheader("Settings")
 if spec.build is not None:
     st.caption(f"Stage weights of `{spec.name}` ({spec.source}); 0 skips a stage.")
@@ -62,27 +68,28 @@ if spec.build is not None:
                               key=f"distill:{spec.name}:{s}") for c, s in zip(st.columns(4), STAGES)]
     overrides["weights"] = ",".join(f"{w:g}" for w in weights)
 s1, s2, s3, s4, s5 = st.columns(5)
-clean_train = len(load_dataset(cfg.data, "train"))
+clean_train = len(load_dataset(cfg.data, "train", root=cfg.data_root))
 with s1:
-    fraction = st.slider("Clean data", 0.02, 0.5, cfg.n_clean / clean_train, 0.01, key="distill:fraction",
+    fraction = st.slider("Clean data", 0.02, 0.5, min(max(cfg.n_clean / clean_train, 0.02), 0.5), 0.01,
+                         key=f"distill:{setup}:fraction",
                          help=f"Share of the {clean_train:,} pre-training images the defender holds", format="%.2f")
     overrides["n_clean"] = round(fraction * clean_train)
     st.caption(f"{overrides['n_clean']:,} images")
 with s2:
-    overrides["epochs"] = number(cfg, "epochs", "Distillation epochs", "distill:epochs", min_value=1)
+    overrides["epochs"] = number(cfg, "epochs", "Distillation epochs", f"distill:{setup}:epochs", min_value=1)
 with s3:
-    overrides["teacher_epochs"] = number(cfg, "teacher_epochs", "Teacher fine-tune epochs", "distill:teacher_epochs",
-                                         min_value=0)
+    overrides["teacher_epochs"] = number(cfg, "teacher_epochs", "Teacher fine-tune epochs",
+                                         f"distill:{setup}:teacher_epochs", min_value=0)
 with s4:
-    overrides["warmup_epochs"] = number(cfg, "warmup_epochs", "Student warm-up epochs", "distill:warmup_epochs",
-                                        min_value=0)
+    overrides["warmup_epochs"] = number(cfg, "warmup_epochs", "Student warm-up epochs",
+                                        f"distill:{setup}:warmup_epochs", min_value=0)
 with s5:
-    overrides["lr"] = number(cfg, "lr", "Learning rate", "distill:lr", min_value=1e-6)
+    overrides["lr"] = number(cfg, "lr", "Learning rate", f"distill:{setup}:lr", min_value=1e-6)
 
 job = current("distill")
 if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):
     kept = str(manager().store.root / "prepared")  # a teacher or warm-up trained once serves later runs too
-    start("distill", "distill", {**picks, **overrides, "encoder": encoder, "reuse": kept})
+    start("distill", "distill", {**picks, **overrides, "encoder": encoder, "reuse": kept}, preset=setup)
 
 stopped = [r for r in stored
            if r["kind"] == "distill" and r["status"] in RESUMABLE and not r.get("parent")]

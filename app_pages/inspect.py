@@ -6,7 +6,7 @@ import streamlit as st
 from distill_core.data.augment import to_float
 from distill_core.device import Runtime
 from distill_core.inspect import METHODS, QUANTITIES
-from distill_core.inspect.attention import attention, downstream_task, spread
+from distill_core.inspect.attention import attention, downstream_task, reading, spread
 from distill_core.inspect.embedding import PROJECTIONS, embedding_view
 from distill_core.inspect.film import load_film
 from distill_core.inspect.story import load_story
@@ -78,6 +78,8 @@ for col, (role, f) in zip(cols, found.items()):
                f"trigger over {len(x)} triggered test images; ± is the standard deviation")
     col.caption(f"± {share['std']:.1%} · similarity to the target reference {sim['mean']:.2f} ± {sim['std']:.2f}")
 st.caption(f"The trigger covers {area:.1%} of the image: attention that ignores position scores about that.")
+if sentence := reading(found, task.target):
+    st.info(sentence)
 
 st.subheader("Heat maps")
 upload = st.file_uploader("Your own image (the trigger is stamped on it)", key="inspect:upload",

@@ -18,7 +18,7 @@ from .attacks import validate as validate_attack
 from .config import DownstreamConfig, RuntimeConfig, opt
 from .distill import distill_plan
 from .distill.config import validate as validate_distill
-from .presets import preset_encoder
+from .presets import TRAINED_ON, preset_encoder
 from .runs.events import CancelToken
 from .runs.store import Run
 from .ssl.pretrain import pretrain_plan
@@ -111,6 +111,10 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
     validate_attack(attack_cfg)
     validate_distill(distill_cfg)
     run({"kind": "plan", "parts": pipeline_plan(configs)})
+    shipped = not cfg.encoder and preset_encoder(cfg.preset, cfg.pretrain_data)
+    if shipped:
+        run({"kind": "log", "message": f"clean encoder: the {cfg.preset} preset's shipped {shipped.name}, pre-trained "
+                                       f"on {TRAINED_ON[shipped]} (shadow and clean images: {cfg.pretrain_data})"})
     if pretrain_cfg is not None:
         attack_cfg.encoder = stage("pretrain", pretrain_cfg)["encoder"]
     attacked = stage("attack", attack_cfg)

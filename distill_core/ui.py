@@ -31,6 +31,29 @@ def save_png(path, images: torch.Tensor, columns: int = 8, scale: int = 4) -> No
     Image.fromarray(image_grid(images, columns=min(columns, len(images)), scale=scale)).save(path)
 
 
+def save_labelled_rows(path, rows: dict[str, torch.Tensor], scale: int = 4, scale_note: str = "") -> None:
+    """Rows of images [N, 3, H, W], each named at its left, over the heat maps' colour scale and `scale_note`:
+    a picture that still reads when it is taken out of the lab."""
+    from PIL import Image, ImageDraw, ImageFont
+    font = ImageFont.load_default(size=14)
+    grids = [Image.fromarray(image_grid(x, columns=len(x), scale=scale)) for x in rows.values()]
+    label_w, bar_h = 12 + max(int(font.getlength(name)) for name in rows), 54
+    width = label_w + max(g.width for g in grids)
+    canvas = Image.new("RGB", (width, sum(g.height for g in grids) + bar_h), "white")
+    draw, y = ImageDraw.Draw(canvas), 0
+    for name, grid in zip(rows, grids):
+        canvas.paste(grid, (label_w, y))
+        draw.text((6, y + grid.height // 2), name, fill="black", font=font, anchor="lm")
+        y += grid.height
+    ramp = heat(torch.linspace(0, 1, 256).view(1, 1, 256).expand(1, 14, 256))[0]
+    bar_w = min(256, width - label_w - 12)
+    canvas.paste(Image.fromarray(to_uint8(ramp).permute(1, 2, 0).numpy()).resize((bar_w, 14)), (label_w, y + 8))
+    draw.text((label_w - 6, y + 15), "low", fill="black", font=font, anchor="rm")
+    draw.text((label_w + bar_w + 6, y + 15), "high", fill="black", font=font, anchor="lm")
+    draw.text((label_w, y + 28), scale_note, fill="black", font=font)
+    canvas.save(path)
+
+
 def unit_maps(maps: torch.Tensor) -> torch.Tensor:
     """Non-negative maps [N, H, W], each divided by its maximum."""
     return maps / maps.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)

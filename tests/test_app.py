@@ -44,10 +44,10 @@ def test_every_page_renders_with_its_widgets():
     assert "Device:" in at.sidebar.caption[0].value and at.sidebar.markdown[0].value == "**Jobs**"
 
     at = open_app("attack")
-    for key in ("attack:data", "attack:downstream", "attack:encoder", "attack:pattern", "attack:target"):
+    for key in ("attack:demo:data", "attack:demo:downstream", "attack:demo:encoder", "attack:pattern", "attack:target"):
         assert at.selectbox(key=key).value
     assert at.radio(key="attack:name").options == ["BadEncoder", "DRUPE"]
-    assert at.number_input(key="attack:badencoder:epochs").value == 8 and button(at, "Run the attack")
+    assert at.number_input(key="attack:demo:badencoder:epochs").value == 8 and button(at, "Run the attack")
     assert [h.value for h in at.subheader] == ["Data", "Clean encoder", "Attack", "Trigger", "Target"]
     assert len(at.get("image")) == 2  # the trigger's live preview and the reference gallery
 
@@ -63,8 +63,8 @@ def test_every_page_renders_with_its_widgets():
 
 def test_a_tiny_story_runs_from_the_attack_and_distill_pages_to_results():
     at = open_app("attack")
-    at.number_input(key="attack:badencoder:epochs").set_value(1)
-    at.number_input(key="attack:badencoder:n_shadow").set_value(256)
+    at.number_input(key="attack:demo:badencoder:epochs").set_value(1)
+    at.number_input(key="attack:demo:badencoder:n_shadow").set_value(256)
     button(at.run(), "Run the attack").click().run()
     assert wait_until_ended(at).startswith("Done")
     cards = {m.label: m.value for m in at.metric}
@@ -74,7 +74,7 @@ def test_a_tiny_story_runs_from_the_attack_and_distill_pages_to_results():
     at.switch_page(PAGES["distill"]).run()
     ours = next(r for r in RunStore().list() if r["kind"] == "attack" and not r.get("parent"))
     at.selectbox(key="distill:encoder").set_value(ours["path"])
-    for key in ("distill:epochs", "distill:teacher_epochs", "distill:warmup_epochs"):
+    for key in ("distill:demo:epochs", "distill:demo:teacher_epochs", "distill:demo:warmup_epochs"):
         at.number_input(key=key).set_value(1)
     button(at.run(), "Run the distillation").click().run()
     assert wait_until_ended(at).startswith("Done")

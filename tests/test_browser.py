@@ -5,12 +5,14 @@ element appears and that the result cards show numbers, and saves a screenshot o
 $DISTILL_SCREENSHOTS (default: the test's temporary folder).
 """
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from browser import card_values, no_errors, run_to_done, set_number, settle, visit
-from conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium, run_tiny_sweep, streamlit_server
+from conftest import (CHROMIUM, CHROMIUM_FLAGS, CIFAR10_MINI, needs_chromium, needs_cifar10_mini, run_tiny_sweep,
+                      streamlit_server)
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -107,3 +109,65 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots
     assert page.locator('[data-testid="stImage"] img').count() == 4  # ASR and CA, teacher x loss and student x loss
     assert page.get_by_role("button", name="SVG").count() == 4
     page.screenshot(path=shots / "compare-sweep.png")
+
+
+def small_photo_folder(root: Path, classes=("airplane", "automobile", "ship", "truck"), n_train=80, n_test=20) -> Path:
+    """A few real CIFAR-10 photos per class in ImageFolder layout (copied, so the test cannot alter the sample)."""
+    for split, n in (("train", n_train), ("test", n_test)):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for f in sorted((CIFAR10_MINI / split / name).iterdir())[:n]:
+                shutil.copy(f, root / split / name / f.name)
+    return root
+
+
+def pick(page, box: str, option: str) -> None:
+    page.get_by_role("combobox", name=box).click()  # a selectbox opens its list on click
+    page.get_by_role("option", name=option).click()
+    settle(page)
+
+
+@needs_cifar10_mini
+@pytest.mark.timeout(900)  # about 2 min on the laptop profile
+def test_the_real_photo_setup_from_attack_to_inspect(server, page, shots, tmp_path):
+    """Real photos through the UI: the setup starts from the shipped real-image encoder, a folder of photos is
+    the shadow data and the downstream task, and the trigger preview, galleries, heat maps and embeddings show."""
+    photos = small_photo_folder(tmp_path / "photos")
+    visit(page, f"{server}/attack", "Attack: plant a backdoor")
+    page.get_by_text("Real photos: CIFAR-10").click()
+    settle(page)
+    chosen = page.get_by_role("combobox", name="Encoder to poison").input_value()
+    assert "Shipped real-image encoder" in chosen, chosen  # the setup's own encoder comes first
+    pick(page, "Shadow data (the attacker's share of pre-training data)", "an image folder…")
+    page.get_by_label("Folder with train/ and test/ class folders").first.fill(str(photos))
+    page.keyboard.press("Enter")
+    settle(page)
+    pick(page, "Downstream task (where the backdoor should fire)", "an image folder…")
+    page.get_by_label("Folder with train/ and test/ class folders").last.fill(str(photos))
+    page.keyboard.press("Enter")
+    settle(page)
+    pick(page, "Target class", "truck")
+    set_number(page, "Epochs", 2)
+    set_number(page, "Shadow images", 256)
+    no_errors(page)
+    assert page.get_by_text("Live preview on downstream test images").count() == 1
+    run_to_done(page, "Run the attack")
+    no_errors(page)
+    assert len(card_values(page)) >= 6 and page.get_by_text("true: ").count() >= 8  # cards and the gallery
+    page.screenshot(path=shots / "attack-real-done.png")
+
+    visit(page, f"{server}/distill", "Distill: wash the backdoor out")
+    assert page.get_by_text("160 images").count() == 1  # half the folder's 320 photos: the most the slider gives
+    for label in ("Distillation epochs", "Teacher fine-tune epochs", "Student warm-up epochs"):
+        set_number(page, label, 1)
+    run_to_done(page, "Run the distillation")
+    no_errors(page)
+    assert len(card_values(page)) >= 9
+    page.screenshot(path=shots / "distill-real-done.png")
+
+    visit(page, f"{server}/inspect", "Inspect: where do the encoders look?")
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)  # the embedding view
+    settle(page)
+    no_errors(page)
+    assert page.get_by_text("The purified encoder").count() >= 1  # the reading beside the share cards
+    page.screenshot(path=shots / "inspect-real.png", full_page=True)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import ROOT
 from distill_core.inspect import METHODS, attribute, trigger_share
+from distill_core.inspect.attention import reading
 from distill_core.inspect.attribution import SimilarityToReference
 from distill_core.inspect.embedding import project
 from distill_core.inspect.film import load_film
@@ -134,4 +135,18 @@ def test_inspect_cli_writes_figures_where_the_poisoned_encoder_looks_at_the_trig
     assert s["method"] == "gradcam" and s["stage"] == "layer4" and set(share) == {"clean", "poisoned", "distilled"}
     assert share["poisoned"]["mean"] > 2 * share["clean"]["mean"], share
     assert s["target_similarity"]["poisoned"]["mean"] > s["target_similarity"]["clean"]["mean"] + 0.1
-    assert Image.open(s["image"]).size[1] > 4 * 32  # a row of images and one row per encoder
+    picture = Image.open(s["image"]).convert("L")
+    assert picture.size[1] > 4 * 32  # a row of images and one row per encoder, over the colour scale
+    assert min(picture.crop((0, 0, 20, 4 * 32)).getdata()) < 100  # each row named at its left
+
+
+def test_the_reading_of_the_purified_encoder_against_hand_made_findings():
+    found = lambda share, sent: {"share": torch.tensor(share), "predicted": torch.tensor(sent)}
+    clean, poisoned = found([0.05, 0.05], [0, 1]), found([0.4, 0.3], [3, 3])
+    looks_no_obey = reading({"clean": clean, "poisoned": poisoned, "distilled": found([0.1, 0.2], [1, 1])}, 3)
+    assert looks_no_obey.startswith("The purified encoder still looks at the trigger more than the clean one "
+                                    "(15% of its attention against 5%; poisoned 35%) but no longer obeys it: "
+                                    "it sends 0% of these triggered images to the target, the poisoned encoder 100%."), looks_no_obey
+    assert "looks at the trigger no more than the clean one (5% of" in reading(
+        {"clean": clean, "poisoned": poisoned, "distilled": found([0.05, 0.05], [0, 1])}, 3)
+    assert reading({"clean": clean, "poisoned": poisoned}, 3) is None

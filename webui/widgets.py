@@ -58,12 +58,14 @@ def gallery(run: dict, columns: int = 8) -> None:
 
 
 TORCHVISION = ("cifar10", "stl10", "gtsrb", "svhn")
+TITLES = {"cifar10": "CIFAR-10", "stl10": "STL10", "gtsrb": "GTSRB", "svhn": "SVHN"}
 
 
-def dataset_picker(label: str, embedded: str, key: str, help: str | None = None) -> str:
-    """A dataset spec: the embedded set, a torchvision set (read from the data root) or `folder:PATH`."""
-    names = {embedded: f"{embedded} (embedded, no download)", **{n: f"{n} (torchvision)" for n in TORCHVISION},
-             "folder": "an image folder…"}
+def dataset_picker(label: str, first: str, key: str, help: str | None = None) -> str:
+    """A dataset spec, `first` offered first: an embedded set, a torchvision set (read from the data root) or
+    `folder:PATH`."""
+    names = {first: f"{first} (embedded, no download)" if first not in TORCHVISION else f"{first} (torchvision)",
+             **{n: f"{n} (torchvision)" for n in TORCHVISION if n != first}, "folder": "an image folder…"}
     choice = st.selectbox(label, list(names), format_func=names.get, key=key, help=help)
     if choice == "folder":
         path = st.text_input("Folder with train/ and test/ class folders", key=f"{key}:folder",
@@ -72,13 +74,31 @@ def dataset_picker(label: str, embedded: str, key: str, help: str | None = None)
     return choice
 
 
-def data_root_inputs(specs: list[str], key: str) -> dict:
-    """Where torchvision datasets live (asked only when one is picked)."""
-    if not any(s in TORCHVISION for s in specs):
+def data_root_inputs(specs: list[str], key: str) -> dict | None:
+    """Where torchvision datasets live (asked only when one is picked), and a button that downloads the
+    picked ones that are not there yet; None while one is missing (the page goes no further)."""
+    from distill_core.data.datasets import DataError, download, present
+    picked = [s for s in dict.fromkeys(specs) if s in TORCHVISION]
+    if not picked:
         return {}
     root = st.text_input("Data root for torchvision datasets", "data", key=f"{key}:root")
-    download = st.checkbox("Download missing datasets (needs internet)", key=f"{key}:download")
-    return {"data_root": root, "download": download}
+    missing = [s for s in picked if not present(s, root)]
+    if missing:
+        names = " / ".join(TITLES[s] for s in missing)
+        st.warning(f"{names} {'is' if len(missing) == 1 else 'are'} not under '{root}' yet: download "
+                   f"{'it' if len(missing) == 1 else 'them'} (needs internet), set the data root to where "
+                   f"{'it is' if len(missing) == 1 else 'they are'}, or pick an image folder.")
+        if st.button(f"Download {names}", key=f"{key}:download"):
+            try:
+                for name in missing:
+                    with st.spinner(f"Downloading {TITLES[name]} into '{root}'…"):
+                        download(name, root)
+            except DataError as e:
+                st.error(str(e))
+            else:
+                st.rerun()
+        return None
+    return {"data_root": root}
 
 
 def number(cfg, name: str, label: str, key: str, **kw):

@@ -40,6 +40,7 @@ class Source:
     load: Callable[..., ImageSet]  # (split, root, download, size) -> ImageSet
     classes: tuple[str, ...]       # known without loading, so a config's target is checked before any work
     target: str | None = None      # the attack's usual target class (BadEncoder's choice for real sets)
+    marker: str = ""               # what torchvision leaves under the data root once the set is there
 
 
 def _embedded(name: str):
@@ -244,27 +245,43 @@ def _embedded_source(name: str, target: str) -> Source:
 
 
 def _torchvision_source(description: str, cls_name: str, split_arg: Callable[[str], dict],
-                        classes: tuple[str, ...], target: str) -> Source:
-    return Source(description, _torchvision(cls_name, split_arg, classes), classes, target)
+                        classes: tuple[str, ...], target: str, marker: str) -> Source:
+    return Source(description, _torchvision(cls_name, split_arg, classes), classes, target, marker)
 
 
 SOURCES: dict[str, Source] = {
     "shapes": _embedded_source("shapes", "star"),
     "signs": _embedded_source("signs", "priority"),
     "cifar10": _torchvision_source("CIFAR-10 (torchvision): 50k/10k 32 px images, 10 classes.", "CIFAR10",
-                                   lambda s: {"train": s == "train"}, CIFAR10_CLASSES, "truck"),
+                                   lambda s: {"train": s == "train"}, CIFAR10_CLASSES, "truck",
+                                   "cifar-10-batches-py"),
     "stl10": _torchvision_source("STL-10 (torchvision): 5k/8k labelled 96 px images, 10 classes; resized.", "STL10",
-                                 lambda s: {"split": s}, STL10_CLASSES, "truck"),
+                                 lambda s: {"split": s}, STL10_CLASSES, "truck", "stl10_binary"),
     "gtsrb": _torchvision_source("GTSRB (torchvision): German traffic signs, 43 classes; resized.", "GTSRB",
-                                 lambda s: {"split": s}, GTSRB_CLASSES, "priority road"),
+                                 lambda s: {"split": s}, GTSRB_CLASSES, "priority road", "gtsrb"),
     "svhn": _torchvision_source("SVHN (torchvision): house-number digits, 10 classes.", "SVHN",
-                                lambda s: {"split": s}, SVHN_CLASSES, "1"),
+                                lambda s: {"split": s}, SVHN_CLASSES, "1", "train_32x32.mat"),
 }
 
 
 def default_target(name: str) -> str | None:
     """The class attacks aim at by default on dataset `name` (None for folders: the user picks)."""
     return SOURCES[name].target if name in SOURCES else None
+
+
+def present(name: str, root: str = "data") -> bool:
+    """Whether dataset `name` can be read without a download: embedded sets always, a torchvision set once
+    its files are under `root`, a folder once it has a train/ folder."""
+    if name.startswith("folder:"):
+        return (Path(name[len("folder:"):]).expanduser() / "train").is_dir()
+    source = SOURCES.get(name)
+    return source is not None and (not source.marker or (Path(root).expanduser() / source.marker).exists())
+
+
+def download(name: str, root: str = "data") -> None:
+    """Fetch both splits of torchvision set `name` into `root`; DataError (one sentence) when it cannot."""
+    for split in SPLITS:
+        load_dataset(name, split, root=root, download=True)
 
 
 def describe_datasets() -> dict[str, str]:

@@ -12,7 +12,7 @@ import torch
 
 from ..config import DownstreamConfig
 from ..data.augment import to_float, to_uint8
-from ..data.datasets import load_dataset
+from ..data.datasets import class_names, load_dataset
 from ..data.triggers import Trigger
 from ..device import Runtime
 from .distribution import stealth_figures
@@ -21,7 +21,8 @@ from .metrics import accuracy, attack_success, per_class_accuracy
 from .probe import Probe, ProbeConfig, fit_probe
 
 FIGURES = ("ca", "asr", "asr_all")  # the headline figures of a score, as fractions
-QUICK_SIZES = {"n_downstream_train": 1000, "n_downstream_test": 500}  # live curves: a smaller probe set
+QUICK_SIZES = {"n_downstream_train": 1000, "n_downstream_test": 500}  # live curves: a smaller probe set...
+QUICK_PER_CLASS = 100  # ...with this many probe images a class at least (43 classes on 1,000 read ASR 4% live, 85% final)
 GALLERY_SIZE = 16  # triggered test images whose predictions a score keeps, for the app's galleries
 
 
@@ -83,6 +84,12 @@ class Downstream:
     @classmethod
     def quick(cls, cfg: DownstreamConfig, runtime: Runtime, trigger: Trigger | None = None,
               target: str | int | None = None) -> "Downstream":
-        """The same task on at most `QUICK_SIZES` images, for estimates during training."""
-        sizes = {k: min(v, getattr(cfg, k) or v) for k, v in QUICK_SIZES.items()}
-        return cls(replace(cfg, **sizes), runtime, trigger, target)
+        """The same task on fewer images (`quick_sizes`), for estimates during training."""
+        return cls(replace(cfg, **quick_sizes(cfg)), runtime, trigger, target)
+
+
+def quick_sizes(cfg: DownstreamConfig) -> dict[str, int]:
+    """`QUICK_SIZES`, with at least `QUICK_PER_CLASS` probe images a class, never more than the task's own."""
+    per_class = QUICK_PER_CLASS * len(class_names(cfg.downstream))
+    wanted = {**QUICK_SIZES, "n_downstream_train": max(QUICK_SIZES["n_downstream_train"], per_class)}
+    return {k: min(v, getattr(cfg, k) or v) for k, v in wanted.items()}

@@ -59,3 +59,19 @@ def attention(story: Story, encoders: dict, x: torch.Tensor, method: str, stage:
         found.update(maps=maps, share=trigger_share(maps, mask))
         out[role] = {k: v.cpu() for k, v in found.items()}
     return out
+
+
+def reading(found: dict[str, dict], target: int) -> str | None:
+    """One sentence on the purified encoder, from `attention`'s findings: does it still look at the trigger (its
+    share against the clean encoder's), and does it still obey it (how many images it sends to the target against
+    the poisoned encoder)? None without the three encoders' predictions."""
+    if not all("predicted" in found.get(role, {}) for role in ("clean", "poisoned", "distilled")):
+        return None
+    share = {role: f["share"].mean().item() for role, f in found.items()}
+    sent = {role: (found[role]["predicted"] == target).float().mean().item() for role in ("poisoned", "distilled")}
+    looks, obeys = share["distilled"] > share["clean"], sent["distilled"] >= sent["poisoned"] / 2
+    return (f"The purified encoder {'still looks at the trigger more' if looks else 'looks at the trigger no more'} "
+            f"than the clean one ({share['distilled']:.0%} of its attention against {share['clean']:.0%}; poisoned "
+            f"{share['poisoned']:.0%}) {'but' if looks != obeys else 'and'} "
+            f"{'still obeys' if obeys else 'no longer obeys'} it: it sends {sent['distilled']:.0%} of these triggered "
+            f"images to the target, the poisoned encoder {sent['poisoned']:.0%}.")

@@ -18,8 +18,8 @@ from ..device import Runtime
 from ..models.resnet import STAGES
 from ..runs.events import CancelToken
 from ..runs.store import Run
-from ..runs.table import ROLES
-from ..ui import heat_overlay, save_png
+from ..runs.table import ROLE_LABELS, ROLES
+from ..ui import heat_overlay, save_labelled_rows
 from .attention import attention, spread
 from .attribution import METHODS, QUANTITIES
 from .story import load_story
@@ -66,8 +66,10 @@ def inspect_run(cfg: InspectConfig, run: Run, cancel: CancelToken) -> dict:
     for role in seen:
         run({"kind": "log", "message": f"{role}: trigger share {share[role]['mean']:.1%}, similarity to the target "
                                        f"reference {similarity[role]['mean']:.3f}"})
-    rows = [x[:cfg.show].cpu()] + [heat_overlay(x[:cfg.show].cpu(), a["maps"][:cfg.show]) for a in seen.values()]
-    save_png(run.file("attention.png"), torch.cat(rows), columns=len(rows[0]))
+    shown = x[:cfg.show].cpu()
+    rows = {"image": shown, **{ROLE_LABELS[r]: heat_overlay(shown, a["maps"][:cfg.show]) for r, a in seen.items()}}
+    save_labelled_rows(run.file("attention.png"), rows, scale_note=f"{cfg.method} attribution of each encoder, "
+                                                                     f"each map scaled to its own maximum")
     area = (story.trigger.mask > 0).float().mean().item()
     ratios = {f"{role}/clean": share[role]["mean"] / max(share["clean"]["mean"], 1e-12)
               for role in ROLES[1:] if role in share}

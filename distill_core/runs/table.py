@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 ROLES = ("clean", "poisoned", "distilled")  # a story's encoders, in the order the story goes
+ROLE_LABELS = {"clean": "clean", "poisoned": "poisoned", "distilled": "purified"}  # what a reader calls them
 
 
 def headline(run: dict) -> dict:
