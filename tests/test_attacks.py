@@ -90,3 +90,25 @@ def test_attack_summary_is_json_and_bad_input_is_named(tmp_path):
         run_task("attack", cfg, out=tmp_path / "bad")
     rec = json.loads((tmp_path / "bad" / "config.json").read_text())
     assert rec["status"] == "failed" and "unicorn" in rec["error"]
+
+
+def test_attacks_on_one_encoder_score_it_once_per_process(tmp_path, monkeypatch):
+    """A class's attacks on the shipped encoder fit its probe once per worker; a rewritten file is scored anew."""
+    fits = []
+    fit = Downstream.fit
+    monkeypatch.setattr(Downstream, "fit", lambda self, encoder: fits.append(len(self.train)) or fit(self, encoder))
+    encoder = tmp_path / "clean.safetensors"
+    encoder.write_bytes(DEMO_ENCODER.read_bytes())
+    encoder.with_suffix(".json").write_bytes(DEMO_ENCODER.with_suffix(".json").read_bytes())
+    tiny = {**SHORT, "epochs": 1, "n_shadow": 128, "eval_every": 1, "encoder": str(encoder),
+            "n_downstream_train": 400, "n_downstream_test": 200}
+    summaries = []
+    for i in range(3):
+        if i == 2:
+            encoder.write_bytes(DEMO_ENCODER.read_bytes())  # the same weights, rewritten: a new file
+        fits.clear()
+        summaries.append(run_task("attack", make_config("attack", "demo", tiny), out=tmp_path / str(i))[1])
+        assert len(fits) == (2 if i == 1 else 4), (i, fits)  # clean, live start; poisoned: live end, final
+    first, again, anew = summaries
+    assert again["clean"] == first["clean"] and again["curves"][0] == first["curves"][0]
+    assert anew["clean"] == first["clean"]  # kept figures are the figures a fresh scoring gives

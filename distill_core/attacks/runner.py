@@ -23,6 +23,7 @@ from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..evaluate.downstream import Downstream, figures
 from ..evaluate.features import extract_features
+from ..evaluate.memo import file_identity, remembered
 from ..training import FORWARD_BACKWARD, Meter, epoch_batches, planned
 from ..models.checkpoint import load_encoder, save_encoder
 from ..presets import DEMO_ENCODER
@@ -127,7 +128,8 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     rt = Runtime.create(cfg.device, cfg.precision, compile=cfg.compile)
     gen = torch.Generator(device=rt.device).manual_seed(cfg.seed)
     objective = attack.objective(cfg, gen)  # checks the attack's own settings before any work
-    clean, clean_head, meta = load_encoder(cfg.encoder or DEMO_ENCODER, with_head=True)
+    clean_path = cfg.encoder or DEMO_ENCODER
+    clean, clean_head, meta = load_encoder(clean_path, with_head=True)
     cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
     clean = rt.module(clean).eval().requires_grad_(False)
     poisoned = freeze_for_attack(copy.deepcopy(clean).requires_grad_(True))
@@ -140,13 +142,14 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     shadow = shadow_subset(cfg)
     report_skipped(run, shadow, task.train, task.test)
     t = time.perf_counter()
-    clean_probe = task.fit(clean)
+    clean_probe, clean_score, start = remembered(  # the same for every attack on this encoder and task
+        ["attack: clean figures", file_identity(clean_path), task.identity, quick and quick.identity],
+        lambda: (probe := task.fit(clean), task.score(clean, probe), quick and quick.estimate(clean)))
     ref_images, ref_info = select_references(clean, task, cfg.n_refs, cfg.ref_indices, clean_probe)
     k, a = len(ref_images), cfg.ref_augs or cfg.batch_size
     run({"kind": "log", "message": f"{len(shadow)} shadow images of {cfg.data}; target "
                                    f"'{task.classes[task.target]}' with {k} reference(s); {rt.describe()['name']}, "
                                    f"{rt.precision}", "references": ref_info})
-    clean_score = task.score(clean, clean_probe)
     seconds = {"setup": t - t0}
     shadow_targets = extract_features(clean, shadow.images, rt)
     refs = to_float(ref_images.to(rt.device))
@@ -159,7 +162,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     total = steps_per_epoch * cfg.epochs
     best_state, curves = None, []
     if quick:  # the starting point of the live curves: the clean encoder's CA and ASR-B
-        curves.append({"epoch": 0, **quick.estimate(poisoned)})
+        curves.append({"epoch": 0, **start})
         run({"kind": "epoch", "epochs": cfg.epochs, **curves[-1]})
     t = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
@@ -192,7 +195,7 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     stealth = {"clean": clean_score["stealth"], "poisoned": poisoned_score["stealth"]}
     seconds["evaluate"] += time.perf_counter() - t
     provenance = {"task": "attack", "attack": attack.name, "run": run.id, "command": run.record.get("command"),
-                  "clean_encoder": str(cfg.encoder or DEMO_ENCODER), "target": task.classes[task.target],
+                  "clean_encoder": str(clean_path), "target": task.classes[task.target],
                   "trigger": cfg.trigger, "downstream": cfg.downstream, "references": ref_info}
     save_encoder(run.file("encoder.safetensors"), poisoned, clean_head, provenance)  # the head stays clean, as in BadEncoder
     trigger.save_npz(run.file("trigger.npz"))

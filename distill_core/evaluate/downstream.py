@@ -5,7 +5,8 @@ and purified encoders of a story are all scored the same way (ASR-B is `score(cl
 """
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+from dataclasses import fields, replace
 
 import numpy as np
 import torch
@@ -40,6 +41,10 @@ class Downstream:
         self.runtime, self.trigger = runtime, trigger
         self.target = self.train.class_index(target) if target not in (None, "") else None
         self.probe_cfg = ProbeConfig(kind=cfg.probe, epochs=cfg.probe_epochs, seed=cfg.data_seed)
+        self.identity = {"task": {f.name: getattr(cfg, f.name) for f in fields(DownstreamConfig)},
+                         "target": self.target, "runtime": [str(runtime.device), runtime.precision, runtime.channels_last],
+                         "trigger": trigger and hashlib.sha1(trigger.pattern.cpu().numpy().tobytes()
+                                                             + trigger.mask.cpu().numpy().tobytes()).hexdigest()}
 
     def fit(self, encoder: torch.nn.Module) -> Probe:
         features = extract_features(encoder, self.train.images, self.runtime)
