@@ -13,21 +13,22 @@ import torch
 
 from distill_core.cpu_kernels import LAPTOP_ENV
 
-from . import attack, attribution, augment, compile, distill, evaluate, narrow, pages, pipeline, precision, simclr
+from . import (attack, attribution, augment, compile, distill, evaluate, narrow, pages, pipeline, precision,
+               real_story, simclr)
 from .timing import table
 
 BENCHES = {"distill": distill, "attack": attack, "simclr": simclr, "augment": augment, "evaluate": evaluate,
            "pipeline": pipeline, "compile": compile, "precision": precision, "inspect": attribution,
-           "narrow": narrow, "pages": pages}
-BROWSER = {"pages"}  # need Chromium: run when named
+           "narrow": narrow, "pages": pages, "real-story": real_story}
+NAMED_ONLY = {"pages", "real-story"}  # run when named: pages need Chromium, the real story the CIFAR-10 sample
 # laptop: AVX2 kernels and fp32, as many classroom laptops run; native: no limit (None unsets a variable)
 PROFILES = {"native": dict.fromkeys(LAPTOP_ENV), "laptop": LAPTOP_ENV}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("names", nargs="*", default=[n for n in BENCHES if n not in BROWSER],
-                   help=f"benchmarks to run: {', '.join(BENCHES)} (all but {', '.join(BROWSER)} by default)")
+    p.add_argument("names", nargs="*", default=[n for n in BENCHES if n not in NAMED_ONLY],
+                   help=f"benchmarks to run: {', '.join(BENCHES)} (all but {', '.join(NAMED_ONLY)} by default)")
     p.add_argument("--device", default="auto")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--profile", choices=PROFILES, default="native",

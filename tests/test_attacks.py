@@ -14,7 +14,7 @@ from distill_core.models.resnet import cifar_resnet18
 from distill_core.presets import DEMO_ENCODER
 from distill_core.tasks import make_config, run_task
 
-from conftest import CIFAR10_MINI, cli, last_json, needs_cifar10_mini
+from conftest import cli, last_json
 
 SHORT = {"epochs": 3, "n_shadow": 512, "batch_size": 64, "ref_augs": 16, "eval_every": 0,
          "n_downstream_train": 1000, "n_downstream_test": 500}
@@ -68,6 +68,8 @@ def test_demo_attacks_from_the_command_line(demo_story, tmp_path):
         assert set(s["clean"]) == set(s["poisoned"]) == {"ca", "asr", "asr_all"}
         assert all(0 <= v <= 1 for part in ("clean", "poisoned") for v in s[part].values())
         assert "total" in s["seconds"]
+        live = s["curves"][-1]  # the live curve ends where the final figures are: it never tells the opposite
+        assert all(abs(live[k] - s["poisoned"][k]) <= 0.1 for k in ("ca", "asr")), (live, s["poisoned"])
     bad, drupe = out["badencoder"], out["drupe"]
     # measured: BadEncoder ASR 0.994, BA 0.972 (CA 0.977); DRUPE ASR 0.913-0.951 over seeds 0-2, BA 0.969-0.975
     assert bad["poisoned"]["asr"] >= 0.9 and bad["poisoned"]["ca"] >= bad["clean"]["ca"] - 0.03
@@ -75,13 +77,6 @@ def test_demo_attacks_from_the_command_line(demo_story, tmp_path):
     # DRUPE's point: triggered embeddings stay closer to the clean distribution (measured 1.06 vs 2.22)
     assert drupe["stealth"]["poisoned"]["distance"] < 0.7 * bad["stealth"]["poisoned"]["distance"]
     assert drupe["stealth"]["poisoned"]["backdoor_similarity"] < bad["stealth"]["poisoned"]["backdoor_similarity"]
-
-
-@needs_cifar10_mini
-def test_attack_with_real_cifar10_shadow_data(tmp_path):
-    cfg = make_config("attack", "demo", {**SHORT, "data": f"folder:{CIFAR10_MINI}"})
-    _, s = run_task("attack", cfg, out=tmp_path / "c")
-    assert s["poisoned"]["asr"] > s["clean"]["asr"] + 0.3, s
 
 
 def test_attack_summary_is_json_and_bad_input_is_named(tmp_path):

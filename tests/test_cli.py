@@ -44,11 +44,13 @@ def test_evaluate_shipped_encoder_with_trigger_reports_asr():
 def test_same_commands_on_real_cifar10_sample(tmp_path):
     data = f"folder:{CIFAR10_MINI}"
     summary = last_json(cli("pretrain", "--preset", "demo", "--data", data, "--downstream", data,
-                            "--n-train", "2000", "--epochs", "2", "--n-downstream-train", "2000",
+                            "--n-train", "1024", "--epochs", "1", "--n-downstream-train", "1000",
+                            "--n-downstream-test", "500",
                             "--out", str(tmp_path / "C"), "--quiet"))
     assert 0.1 <= summary["ca_simclr"] <= 1 and 0.1 <= summary["ca_random_init"] <= 1
     ev = last_json(cli("evaluate", "--preset", "demo", "--encoder", str(tmp_path / "C/encoder.safetensors"),
-                       "--downstream", data, "--target", "truck", "--quiet"))
+                       "--downstream", data, "--target", "truck", "--n-downstream-train", "1000",
+                       "--n-downstream-test", "500", "--quiet"))
     assert ev["target"] == "truck" and 0.1 < ev["ca"] <= 1 and 0 <= ev["asr"] <= 1
 
 

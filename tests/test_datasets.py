@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from distill_core.data.datasets import DataError, class_names, load_dataset, pil_to_uint8, resize_uint8, skipped_note
+from distill_core.data.datasets import (DataError, class_names, load_dataset, pil_to_uint8, present, resize_uint8,
+                                       skipped_note)
 
 from conftest import CIFAR10_MINI, needs_cifar10_mini
 
@@ -105,3 +106,12 @@ def test_class_names_are_known_without_loading(tmp_path):
         class_names("imagenet")
     with pytest.raises(DataError, match="no 'train/' folder"):
         class_names(f"folder:{tmp_path / 'nowhere'}")
+
+
+def test_a_torchvision_set_is_present_once_its_files_are_under_the_root(tmp_path):
+    assert present("signs", str(tmp_path)) and not present("cifar10", str(tmp_path))
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    assert present("cifar10", str(tmp_path)) and not present("stl10", str(tmp_path))
+    assert not present(f"folder:{tmp_path}") and not present("unicorns")
+    (tmp_path / "train").mkdir()
+    assert present(f"folder:{tmp_path}")

@@ -78,9 +78,9 @@ def test_kept_probes_load_as_fitted_and_only_for_their_key(tmp_path, kind):
 
 
 def test_live_estimates_probe_on_enough_images_a_class():
-    """43 classes on 1,000 probe images read a live ASR of 4% against 85% final: the quick task grows with the
-    classes, and never beyond the task's own sizes."""
+    """A live probe on fewer training images a class than the final one read ASR far lower (43 classes on 1,000:
+    4% against 85%): the quick task grows with the classes, and never beyond the task's own sizes."""
     sizes = lambda name, n: quick_sizes(DownstreamConfig(downstream=name, n_downstream_train=n, n_downstream_test=0))
-    assert sizes("signs", 3000) == {"n_downstream_train": 1000, "n_downstream_test": 500}
-    assert sizes("gtsrb", 0) == {"n_downstream_train": 4300, "n_downstream_test": 500}
-    assert sizes("gtsrb", 2000)["n_downstream_train"] == 2000
+    assert sizes("signs", 3000) == {"n_downstream_train": 3000, "n_downstream_test": 500}
+    assert sizes("signs", 1000) == {"n_downstream_train": 1000, "n_downstream_test": 500}
+    assert sizes("gtsrb", 0) == {"n_downstream_train": 12900, "n_downstream_test": 500}

@@ -38,7 +38,7 @@ def test_a_shortened_real_story_plants_the_backdoor_and_distillation_removes_it(
     says so; a short attack on real photos clearly raises ASR, a short distillation clearly lowers it."""
     out = tmp_path / "real"
     s = last_json(cli("pipeline", "--preset", "cifar", "--pretrain-data", SAMPLE, "--downstream", SAMPLE,
-                      "--target", "truck", "--n-shadow", "1024", "--attack-epochs", "4", "--n-clean", "500",
+                      "--target", "truck", "--n-shadow", "2048", "--attack-epochs", "4", "--n-clean", "500",
                       "--teacher-epochs", "1", "--warmup-epochs", "1", "--distill-epochs", "2",
                       "--n-downstream-train", "1000", "--n-downstream-test", "500", "--out", str(out), "--quiet"))
     assert s["clean_encoder"] == str(CIFAR_ENCODER) and s["target"] == "truck"

@@ -22,8 +22,11 @@ from .metrics import accuracy, attack_success, per_class_accuracy
 from .probe import Probe, ProbeConfig, fit_probe
 
 FIGURES = ("ca", "asr", "asr_all")  # the headline figures of a score, as fractions
-QUICK_SIZES = {"n_downstream_train": 1000, "n_downstream_test": 500}  # live curves: a smaller probe set...
-QUICK_PER_CLASS = 100  # ...with this many probe images a class at least (43 classes on 1,000 read ASR 4% live, 85% final)
+# Live curves score on fewer test images, but their probe needs about as many training images a class as the final
+# one: on the CIFAR-10 sample a DRUPE encoder's live ASR read 56% / 72% / 79% with 100 / 200 / 300 a class, against
+# 80.5% final (300 a class); a BadEncoder one 84.5% / 92% / 91% against 92.6%.
+QUICK_TEST = 500
+QUICK_PER_CLASS = 300
 GALLERY_SIZE = 16  # triggered test images whose predictions a score keeps, for the app's galleries
 
 
@@ -94,7 +97,6 @@ class Downstream:
 
 
 def quick_sizes(cfg: DownstreamConfig) -> dict[str, int]:
-    """`QUICK_SIZES`, with at least `QUICK_PER_CLASS` probe images a class, never more than the task's own."""
-    per_class = QUICK_PER_CLASS * len(class_names(cfg.downstream))
-    wanted = {**QUICK_SIZES, "n_downstream_train": max(QUICK_SIZES["n_downstream_train"], per_class)}
+    """`QUICK_PER_CLASS` probe images a class and `QUICK_TEST` test images, never more than the task's own."""
+    wanted = {"n_downstream_train": QUICK_PER_CLASS * len(class_names(cfg.downstream)), "n_downstream_test": QUICK_TEST}
     return {k: min(v, getattr(cfg, k) or v) for k, v in wanted.items()}
