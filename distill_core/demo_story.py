@@ -19,7 +19,8 @@ from .inspect.attention import downstream_task
 from .inspect.story import load_story
 from .models.checkpoint import FORMAT, read_checkpoint
 from .presets import DEMO_ENCODER, STORIES
-from .runs.store import RunStore, read_json, write_json
+from .files import read_json, write_json
+from .runs.store import RunStore
 from .tasks import make_config, run_task
 from .training import passes_per_second
 

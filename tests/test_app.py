@@ -142,7 +142,8 @@ def test_compare_shows_damaged_runs_and_distill_resumes_an_interrupted_one():
     from dataclasses import asdict
 
     from distill_core.presets import DEMO_ENCODER
-    from distill_core.runs.store import this_process, write_json
+    from distill_core.files import write_json
+    from distill_core.runs.store import this_process
     from distill_core.tasks import make_config
     root = RunStore().root
     damaged = root / "19990101-000000-evaluate-feed01"

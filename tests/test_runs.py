@@ -8,7 +8,8 @@ import pytest
 
 from distill_core.runs.events import CancelToken, Cancelled
 from conftest import ROOT
-from distill_core.runs.store import RunStore, load_run, read_events, this_process, write_json
+from distill_core.files import write_json
+from distill_core.runs.store import RunStore, load_run, read_events, this_process
 from distill_core.tasks import TaskFailed, make_config, run_task
 
 

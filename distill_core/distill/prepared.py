@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
-from ..runs.store import write_atomic
+from ..files import write_atomic
 
 
 def _digest(h, tensor: torch.Tensor) -> None:

@@ -20,7 +20,7 @@ from ..device import Runtime
 from ..models.checkpoint import load_encoder, read_sidecar, sidecar_path
 from ..models.resnet import ProjectionHead
 from ..runs.events import CancelToken, OnEvent
-from ..runs.store import read_json
+from ..files import read_json
 from ..ssl.simclr import SimCLRTrainer, train_simclr
 from .config import DistillConfig
 from .prepared import load_prepared, prepared_key, save_prepared

@@ -7,17 +7,20 @@ uninterrupted one reaches. Written atomically; read with `weights_only`, like an
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
+
+from ..files import write_atomic
 
 STATE_FILE = "resume.pt"
 
 
 def save_state(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def load_state(path: Path) -> dict | None:

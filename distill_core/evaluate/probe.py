@@ -23,7 +23,7 @@ from safetensors.torch import save
 from torch import nn
 
 from ..runs.events import cancel_point
-from ..runs.store import write_atomic
+from ..files import write_atomic
 
 
 @dataclass

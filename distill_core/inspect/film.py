@@ -7,12 +7,14 @@ encoder itself: with a fresh (scratch or warm-up) student the attention never sa
 frame shows the class what the defence started from."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.augment import to_uint8
+from ..files import write_atomic
 from .attribution import ProbeLogits, attribute
 
 FILM_IMAGES = 6
@@ -48,12 +50,11 @@ class Film:
 
     def save(self, path: Path | str) -> None:
         """Atomically, so a page playing the film during training never reads half a file."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
-        np.savez_compressed(tmp, epochs=np.array(self.epochs), maps=torch.stack(self.frames).float().numpy(),
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, epochs=np.array(self.epochs), maps=torch.stack(self.frames).float().numpy(),
                             predicted=torch.stack(self.predicted).numpy(), classes=np.array(self.classes),
                             images=to_uint8(self.images.cpu()).numpy(), stage=np.array(self.stage))
-        tmp.replace(path)
+        write_atomic(Path(path), buffer.getvalue())
 
 
 def load_film(path: Path | str) -> dict | None:

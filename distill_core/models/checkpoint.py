@@ -26,9 +26,9 @@ from typing import Callable
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from ..runs.store import write_json
+from ..files import write_atomic, write_json
 from .resnet import CIFAR10_MEAN, CIFAR10_STD, MAX_WIDTH, ProjectionHead, ResNetEncoder, stage_channels
 
 FORMAT = "distill_core.encoder/1"
@@ -52,15 +52,13 @@ def describe_encoder(encoder: ResNetEncoder, head: ProjectionHead | None = None,
 
 def save_encoder(path: Path | str, encoder: ResNetEncoder, head: ProjectionHead | None = None,
                  provenance: dict | None = None) -> Path:
-    """Write weights and sidecar atomically (temporary names, then rename); returns the weights path."""
+    """Write weights and sidecar, each atomically; returns the weights path."""
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     if head is not None:
         tensors.update({f"head.{k}": v.detach().cpu().contiguous() for k, v in head.state_dict().items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    tmp.replace(path)
+    write_atomic(path, save(tensors, metadata={"format": FORMAT}))
     write_json(sidecar_path(path), describe_encoder(encoder, head, provenance))
     return path
 

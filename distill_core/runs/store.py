@@ -19,56 +19,17 @@ import json
 import os
 import secrets
 import socket
-import tempfile
 import threading
 import time
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
+from ..files import jsonable, read_json, write_json
 from .events import Event, OnEvent
 
 
 def default_root() -> Path:
     """Where runs go unless told otherwise: $DISTILL_RUNS, else ./runs."""
     return Path(os.environ.get("DISTILL_RUNS", "runs"))
-
-
-def _jsonable(obj):
-    if is_dataclass(obj):
-        return asdict(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, tuple):
-        return list(obj)
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file atomically: a reader sees the old file or the new one, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data) -> None:
-    write_atomic(path, json.dumps(data, indent=2, default=_jsonable))
-
-
-def read_json(path: Path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def new_run_id(kind: str) -> str:
@@ -149,7 +110,7 @@ class Run:
         return self.path.name
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps({"t": round(time.time(), 3), **event}, default=_jsonable)
+        line = json.dumps({"t": round(time.time(), 3), **event}, default=jsonable)
         with self._lock:
             if not self._events.closed:
                 self._events.write(line + "\n")

@@ -11,6 +11,7 @@ import torch
 
 from ..data.datasets import read_image
 from ..data.triggers import make_trigger
+from ..files import write_atomic
 from ..models.checkpoint import load_encoder
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -33,10 +34,7 @@ def keep_upload(data: bytes, name: str, root: Path) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name)[-80:] or "upload"
     path = Path(root) / "uploads" / f"{hashlib.sha256(data).hexdigest()[:16]}-{safe}"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)
     return path
 
 

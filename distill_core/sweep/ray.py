@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ..runs.events import CancelToken, Cancelled
-from ..runs.store import write_atomic
+from ..files import write_atomic
 from .plan import Job, run_job
 
 CELL_FILES = ("config.json", "summary.json", "events.jsonl")  # what a cell sends back (weights stay)

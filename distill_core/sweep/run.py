@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from ..runs.events import CancelToken
-from ..runs.store import Run, write_atomic, write_json
+from ..files import write_atomic, write_json
+from ..runs.store import Run
 from . import table
 from .config import SweepConfig, levels, validate
 from .plan import Job, config_hash, finished, plan, run_job
