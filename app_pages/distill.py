@@ -46,8 +46,8 @@ else:
     figure_cards(attacked["summary"], ("clean", "poisoned"))
     # the defender's clean images come from the attack's pre-training data, scored on its downstream task
     overrides = {k: attacked["config"][k] for k in ("data", "data_root", "downstream", "n_downstream_train",
-                                                    "n_downstream_test")}
-    setup = preset_for(overrides["data"])
+                                                    "n_downstream_test") if k in attacked["config"]}
+    setup = preset_for(overrides.get("data", "shapes"))
 
 st.subheader("Teacher, student and loss")
 st.caption("★ marks the study's recommendation.")

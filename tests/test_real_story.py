@@ -22,7 +22,8 @@ def test_shipped_real_image_encoder_is_what_its_sidecar_says():
     encoder, head, meta = load_encoder(CIFAR_ENCODER, with_head=True)
     recorded = meta["provenance"]["downstream"]
     rt = Runtime.create("cpu", "fp32")
-    task = Downstream(DownstreamConfig(downstream=SAMPLE, n_downstream_train=0, n_downstream_test=0), rt)
+    sizes = dict(n_downstream_train=0, n_downstream_test=0, probe="linear")  # the sidecar's: every photo, linear
+    task = Downstream(DownstreamConfig(downstream=SAMPLE, **sizes), rt)
     ca = task.score(rt.module(encoder))["ca"]
     torch.manual_seed(0)
     random_ca = task.score(rt.module(cifar_resnet18(meta["width"])))["ca"]
