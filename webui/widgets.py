@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from distill_core.data.datasets import SOURCES
 from distill_core.runs.gallery import load_gallery
 from distill_core.runs.table import ROLES
 from distill_core.ui import image_grid
@@ -57,7 +58,7 @@ def gallery(run: dict, columns: int = 8) -> None:
             col.caption("  \n".join(lines))
 
 
-TORCHVISION = ("cifar10", "stl10", "gtsrb", "svhn")
+TORCHVISION = tuple(name for name, source in SOURCES.items() if source.marker)  # read from a data root
 TITLES = {"cifar10": "CIFAR-10", "stl10": "STL10", "gtsrb": "GTSRB", "svhn": "SVHN"}
 
 
