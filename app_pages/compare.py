@@ -93,8 +93,8 @@ with sweep_tab:
         st.info("A sweep crosses attacks, downstreams, teachers, students, losses and seeds, e.g. "
                 "`python -m distill_core sweep --grid grid.yaml` (see the README). Its table appears here.")
     else:
-        story_names = [f"{a} → {d}" for a, d in sweep_table.stories(rows)]
-        a, d = sweep_table.stories(rows)[story_names.index(st.selectbox("Attack → downstream", story_names,
+        story_names = [f"{a} → {d}" for a, d in sweep_table.attack_downstreams(rows)]
+        a, d = sweep_table.attack_downstreams(rows)[story_names.index(st.selectbox("Attack → downstream", story_names,
                                                                         key="compare:story"))]
         start = next(r for r in sweep_table.attacks_table(rows) if (r["attack"], r["downstream"]) == (a, d))
         st.caption(f"Target **{start['target']}**. Before the defence: clean encoder CA {start['clean_ca']}%, "

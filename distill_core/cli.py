@@ -16,7 +16,7 @@ from dataclasses import MISSING, fields
 from .config import read_settings_file
 from .data.datasets import describe_datasets
 from .presets import PRESETS
-from .runs.events import Cancelled, Event
+from .events import Cancelled, Event
 from .tasks import TASKS, TaskFailed, make_config, resume_task, run_task
 
 
@@ -60,7 +60,7 @@ def build_parser(variants: dict[str, str] | None = None) -> argparse.ArgumentPar
     return parser
 
 
-class Progress:
+class ProgressPrinter:
     """Renders engine events on stderr: a bar per stage and phase, a line per epoch, log messages."""
 
     def __init__(self, quiet: bool = False):
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, text in describe_datasets().items():
             print(f"{name:12s} {text}")
         return 0
-    progress = Progress(args.quiet)
+    progress = ProgressPrinter(args.quiet)
     try:
         if args.command == "resume":
             _, summary = resume_task(args.run, on_event=progress)

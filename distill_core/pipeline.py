@@ -13,16 +13,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields
 
-from .attacks import attack_plan
-from .attacks import validate as validate_attack
+from .attacks import ATTACK_TASK, attack_plan
 from .config import DownstreamConfig, RuntimeConfig, opt
-from .distill import distill_plan
-from .distill.config import validate as validate_distill
+from .distill import DISTILL_TASK, distill_plan
 from .presets import TRAINED_ON, preset_encoder
-from .runs.events import CancelToken
+from .events import CancelToken
+from .runs.registry import Task, make_config, run_task
 from .runs.store import Run
-from .ssl.pretrain import pretrain_plan
-from .ssl.pretrain import validate as validate_pretrain
+from .ssl.pretrain import PRETRAIN_TASK, pretrain_plan
 
 
 @dataclass
@@ -53,6 +51,7 @@ class PipelineConfig(StagesConfig):
     loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp or finetune-only")
 
 
+STAGES = {t.name: t for t in (PRETRAIN_TASK, ATTACK_TASK, DISTILL_TASK)}
 SHARED = tuple(f.name for f in fields(DownstreamConfig)) + tuple(f.name for f in fields(RuntimeConfig))
 STAGE_FIELDS = {  # pipeline field -> the stage config's field
     "pretrain": {"pretrain_data": "data", "pretrain_epochs": "epochs", "n_pretrain": "n_train"},
@@ -67,10 +66,9 @@ STAGE_FIELDS = {  # pipeline field -> the stage config's field
 def stage_config(cfg: StagesConfig, stage: str, **extra):
     """The preset's config for `stage`, then the shared settings, the stage's own fields set in `cfg` (a
     sweep has no single attack or teacher: it passes them in `extra`), then `extra`."""
-    from .tasks import make_config  # tasks registers this module's task
     overrides = {name: getattr(cfg, name) for name in SHARED}
     overrides.update({dst: getattr(cfg, src) for src, dst in STAGE_FIELDS[stage].items() if getattr(cfg, src, None)})
-    return make_config(stage, cfg.preset or None, {**overrides, **extra})
+    return make_config(STAGES[stage], cfg.preset or None, {**overrides, **extra})
 
 
 def stage_configs(cfg: PipelineConfig, attack_run: str) -> dict:
@@ -93,23 +91,20 @@ def pipeline_plan(configs: dict) -> list[dict]:
 
 
 def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
-    from .tasks import run_task
     t0 = time.perf_counter()
     seconds, runs = {}, {}
 
     def stage(name: str, stage_cfg) -> dict:
         t = time.perf_counter()
-        path, summary = run_task(name, stage_cfg, out=run.file(name), cancel=cancel,
+        path, summary = run_task(STAGES[name], stage_cfg, out=run.file(name), cancel=cancel,
                                  on_event=lambda e: run({**e, "stage": name}), command=run.record.get("command"))
         seconds[name], runs[name] = time.perf_counter() - t, str(path)
         return summary
 
     configs = stage_configs(cfg, str(run.file("attack")))
     attack_cfg, distill_cfg, pretrain_cfg = configs["attack"], configs["distill"], configs.get("pretrain")
-    if pretrain_cfg is not None:  # every stage's settings are checked before the first one starts
-        validate_pretrain(pretrain_cfg)
-    validate_attack(attack_cfg)
-    validate_distill(distill_cfg)
+    for name, stage_cfg in configs.items():  # every stage's settings are checked before the first one starts
+        STAGES[name].validate(stage_cfg)
     run({"kind": "plan", "parts": pipeline_plan(configs)})
     shipped = not cfg.encoder and preset_encoder(cfg.preset, cfg.pretrain_data)
     if shipped:
@@ -126,3 +121,7 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
             "teacher_scores": distilled["teacher_scores"],
             "gallery": {**attacked["gallery"], "distilled": distilled["gallery"]["distilled"]},
             "clean_encoder": attack_cfg.encoder, "encoder": distilled["encoder"], "runs": runs, "seconds": seconds}
+
+
+PIPELINE_TASK = Task("pipeline", PipelineConfig, pipeline, "The whole story: (pre-train,) attack, distill; clean, "
+                     "poisoned and distilled figures side by side.")

@@ -12,7 +12,6 @@ import threading
 import torch
 
 from distill_core import tasks
-from distill_core.runs.jobs import _run_task
 
 
 def _exhausted(cfg, run, cancel):  # what a CUDA allocation failure raises inside a task
@@ -45,4 +44,4 @@ TEST_TASKS = {"oom": _exhausted, "segfault": _segfault, "killed": _killed, "hang
 def with_test_tasks(task, config, out, on_event, cancel, store, resume=False):
     for name, fn in TEST_TASKS.items():
         tasks.TASKS[name] = dataclasses.replace(tasks.TASKS["evaluate"], fn=fn)
-    return _run_task(task, config, out, on_event, cancel, store, resume)
+    return tasks.run_queued(task, config, out, on_event, cancel, store, resume)

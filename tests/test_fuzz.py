@@ -18,7 +18,7 @@ from distill_core.data.datasets import class_names
 from distill_core.data.imageset import class_index
 from distill_core.data.triggers import OPTIONS, TRIGGERS, make_trigger
 from distill_core.distill import LOSSES, STUDENTS, TEACHERS
-from distill_core.distill.config import validate as validate_distill
+from distill_core.distill import validate as validate_distill
 from distill_core.runs.uploads import checked_image
 from distill_core.ssl.pretrain import validate as validate_pretrain
 from distill_core.tasks import make_config

@@ -10,6 +10,7 @@ from distill_core.runs.worker import in_worker
 from distill_core.runs.jobs import JobManager
 from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.store import RunStore
+from distill_core.tasks import run_queued
 from job_targets import with_test_tasks
 
 
@@ -46,7 +47,7 @@ def gate():
 
 
 def test_one_slot_queues_jobs_in_order_and_reports_positions(tmp_path, gate):
-    jobs = JobManager(RunStore(tmp_path), slots=1, runner=gate)
+    jobs = JobManager(gate, RunStore(tmp_path), slots=1)
     a, b, c = (jobs.submit("evaluate", SimpleNamespace(name=n, device="cpu"), owner="tab1") for n in "abc")
     until(lambda: gate.ran == ["a"])
     assert [a.status, b.status, c.status] == ["running", "queued", "queued"]
@@ -61,7 +62,7 @@ def test_one_slot_queues_jobs_in_order_and_reports_positions(tmp_path, gate):
 
 
 def test_two_slots_run_two_jobs_at_once(tmp_path, gate):
-    jobs = JobManager(RunStore(tmp_path), slots=2, runner=gate)
+    jobs = JobManager(gate, RunStore(tmp_path), slots=2)
     a, b, c = (jobs.submit("evaluate", SimpleNamespace(name=n, device="cpu")) for n in "abc")
     until(lambda: sorted(gate.ran) == ["a", "b"])
     assert c.status == "queued" and jobs.position(c) == 1
@@ -71,7 +72,7 @@ def test_two_slots_run_two_jobs_at_once(tmp_path, gate):
 
 
 def test_cancel_stops_a_running_job_quickly_and_a_queued_one_never_starts(tmp_path, gate):
-    jobs = JobManager(RunStore(tmp_path), slots=1, runner=gate)
+    jobs = JobManager(gate, RunStore(tmp_path), slots=1)
     a, b = (jobs.submit("evaluate", SimpleNamespace(name=n, device="cpu")) for n in "ab")
     until(lambda: a.status == "running")
     jobs.cancel(b.id)
@@ -84,7 +85,7 @@ def test_cancel_stops_a_running_job_quickly_and_a_queued_one_never_starts(tmp_pa
 
 
 def test_a_failing_job_is_marked_with_its_message_and_the_next_one_runs(tmp_path, gate):
-    jobs = JobManager(RunStore(tmp_path), slots=1, runner=gate)
+    jobs = JobManager(gate, RunStore(tmp_path), slots=1)
     bad = jobs.submit("evaluate", SimpleNamespace(name="bad", fail=True, device="cpu"), owner="tab1")
     good = jobs.submit("evaluate", SimpleNamespace(name="good", device="cpu"), owner="tab2")
     gate.open("bad"), gate.open("good")
@@ -98,13 +99,13 @@ def test_a_device_that_is_absent_is_refused_at_submission(tmp_path, gate):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match="no CUDA GPU"):
-        JobManager(RunStore(tmp_path), runner=gate).submit("evaluate", SimpleNamespace(name="x", device="cuda"))
+        JobManager(gate, RunStore(tmp_path)).submit("evaluate", SimpleNamespace(name="x", device="cuda"))
 
 
 def test_a_real_task_runs_to_done_and_leaves_its_record(tmp_path):
     from distill_core.runs.store import load_run
     from distill_core.tasks import make_config
-    jobs = JobManager(RunStore(tmp_path))
+    jobs = JobManager(in_worker(run_queued), RunStore(tmp_path))
     cfg = make_config("evaluate", "demo", {"device": "cpu", "n_downstream_train": 300, "n_downstream_test": 200})
     job = jobs.wait(jobs.submit("evaluate", cfg).id, timeout=120)
     assert job.status == "done", job.error
@@ -118,7 +119,7 @@ def test_cancel_stops_a_real_job_within_2_s_even_inside_an_evaluation(tmp_path):
     # a probe of a million epochs: scoring the suspicious encoder alone would take hours
     cfg = make_config("distill", "demo", {"encoder": str(DEMO_ENCODER), "device": "cpu", "probe": "mlp",
                                           "probe_epochs": 10**6, "n_downstream_train": 200, "n_downstream_test": 100})
-    jobs = JobManager(RunStore(tmp_path))
+    jobs = JobManager(in_worker(run_queued), RunStore(tmp_path))
     job = jobs.submit("distill", cfg)
     until(lambda: any("clean images" in e.get("message", "") for e in job.events), timeout=60)  # set up; scoring
     time.sleep(1.0)
@@ -133,7 +134,7 @@ def test_a_diverging_job_fails_with_a_clear_message_and_the_next_one_runs(tmp_pa
     from distill_core.tasks import make_config
     tiny = {"device": "cpu", "n_train": 256, "batch_size": 64, "epochs": 2, "width": 0.125,
             "n_downstream_train": 50, "n_downstream_test": 20}
-    jobs = JobManager(RunStore(tmp_path))
+    jobs = JobManager(in_worker(run_queued), RunStore(tmp_path))
     bad = jobs.submit("pretrain", make_config("pretrain", "demo", {**tiny, "lr": 1e30}))
     good = jobs.submit("pretrain", make_config("pretrain", "demo", tiny))
     jobs.wait(good.id, timeout=120)
@@ -143,7 +144,7 @@ def test_a_diverging_job_fails_with_a_clear_message_and_the_next_one_runs(tmp_pa
 
 def test_running_out_of_memory_fails_that_job_with_a_sentence_and_the_next_one_runs(tmp_path):
     from distill_core.tasks import make_config
-    jobs = JobManager(RunStore(tmp_path), runner=in_worker(with_test_tasks))
+    jobs = JobManager(in_worker(with_test_tasks), RunStore(tmp_path))
     cfg = make_config("evaluate", "demo", {"device": "cpu", "n_downstream_train": 300, "n_downstream_test": 200})
     bad, good = jobs.submit("oom", cfg), jobs.submit("evaluate", cfg)
     jobs.wait(good.id, timeout=120)
@@ -155,7 +156,7 @@ def test_running_out_of_memory_fails_that_job_with_a_sentence_and_the_next_one_r
 def test_a_job_that_dies_in_native_code_fails_alone_and_the_next_one_runs(tmp_path, task, signal_name):
     from distill_core.runs.store import load_run
     from distill_core.tasks import make_config
-    jobs = JobManager(RunStore(tmp_path), runner=in_worker(with_test_tasks))
+    jobs = JobManager(in_worker(with_test_tasks), RunStore(tmp_path))
     cfg = make_config("evaluate", "demo", {"device": "cpu", "n_downstream_train": 300, "n_downstream_test": 200})
     bad, good = jobs.submit(task, cfg), jobs.submit("evaluate", cfg)
     jobs.wait(good.id, timeout=120)
@@ -171,7 +172,7 @@ def test_a_cancelled_job_that_hangs_in_native_code_is_killed_after_the_grace(tmp
     from distill_core.runs.store import load_run
     from distill_core.tasks import make_config
     monkeypatch.setattr(worker, "CANCEL_GRACE", 1.0)
-    jobs = JobManager(RunStore(tmp_path), runner=in_worker(with_test_tasks))
+    jobs = JobManager(in_worker(with_test_tasks), RunStore(tmp_path))
     job = jobs.submit("hang", make_config("evaluate", "demo", {"device": "cpu"}))
     until(lambda: any(e.get("message") == "hanging" for e in job.events), timeout=60)
     t = time.time()
@@ -186,7 +187,7 @@ def test_a_cancelled_job_that_hangs_in_native_code_is_killed_after_the_grace(tmp
 def test_jobs_reuse_a_warm_worker_until_it_dies_or_idles(tmp_path, monkeypatch):
     from distill_core.runs import worker
     from distill_core.tasks import make_config
-    jobs = JobManager(RunStore(tmp_path), runner=in_worker(with_test_tasks))
+    jobs = JobManager(in_worker(with_test_tasks), RunStore(tmp_path))
     cfg = make_config("evaluate", "demo", {"device": "cpu"})
 
     def pid(task="pid"):

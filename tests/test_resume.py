@@ -18,7 +18,8 @@ from distill_core.distill.state import STATE_FILE
 from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.jobs import JobManager
 from distill_core.runs.store import RunStore, load_run, read_events
-from distill_core.tasks import make_config, resume_task, run_task
+from distill_core.runs.worker import in_worker
+from distill_core.tasks import make_config, resume_task, run_queued, run_task
 
 SMALL = dict(n_clean=128, batch_size=32, epochs=6, teacher_epochs=1, warmup_epochs=1, eval_every=2, probe="linear",
              n_downstream_train=200, n_downstream_test=100, checkpoint_every=0, device="cpu")
@@ -92,7 +93,7 @@ def test_a_killed_distillation_is_marked_interrupted_and_resumes_to_the_same_res
     assert json.loads((run / "config.json").read_text())["status"] == "running"  # what the dead process left
     assert store.list()[0]["status"] == "interrupted"
 
-    manager = JobManager(store)  # a server starting up records it
+    manager = JobManager(in_worker(run_queued), store)  # a server starting up records it
     assert manager.interrupted == ["killed"] and load_run(run)["status"] == "interrupted"
     assert "process stopped" in load_run(run)["error"]
 
@@ -110,7 +111,7 @@ def test_a_killed_distillation_is_marked_interrupted_and_resumes_to_the_same_res
 
 
 def test_a_cancelled_distillation_keeps_events_and_checkpoint_and_resumes_from_the_cli(config, uninterrupted, tmp_path):
-    manager = JobManager(RunStore(tmp_path))
+    manager = JobManager(in_worker(run_queued), RunStore(tmp_path))
     job = manager.submit("distill", config, owner="me")
     while STOP_AT not in epochs_of(job.events):
         assert job.active, job.error
@@ -134,7 +135,7 @@ def test_only_stopped_distillations_can_be_resumed(uninterrupted, tmp_path):
     with pytest.raises(ValueError, match="not a run folder"):
         resume_task(tmp_path)
     with pytest.raises(ValueError, match="is done"):
-        JobManager(RunStore(tmp_path)).resume(uninterrupted[0])
+        JobManager(in_worker(run_queued), RunStore(tmp_path)).resume(uninterrupted[0])
     attack = RunStore(tmp_path).create("attack", {})
     attack.finish("cancelled")
     with pytest.raises(ValueError, match="only distill and sweep runs"):

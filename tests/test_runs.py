@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from distill_core.runs.events import CancelToken, Cancelled
+from distill_core.events import CancelToken, Cancelled
 from conftest import ROOT
 from distill_core.files import write_json
 from distill_core.runs.store import RunStore, load_run, read_events, this_process

@@ -6,7 +6,7 @@ import pytest
 
 from distill_core.attacks import validate as validate_attack
 from distill_core.cli import main
-from distill_core.distill.config import validate as validate_distill
+from distill_core.distill import validate as validate_distill
 from distill_core.pipeline import PipelineConfig, stage_config
 from distill_core.runs.store import read_events
 from distill_core.ssl.pretrain import validate as validate_pretrain

@@ -15,7 +15,8 @@ from distill_core.presets import STORIES
 from distill_core.runs.jobs import Job, JobManager
 from distill_core.runs.progress import curves, part, progress
 from distill_core.runs.store import RunStore
-from distill_core.tasks import TASKS, make_config
+from distill_core.runs.worker import in_worker
+from distill_core.tasks import TASKS, make_config, run_queued
 
 # How often views redraw. The browser usually shares the training machine's cores, and every redraw costs it
 # CPU that a training step waits for (measured in-browser demo, 2-core CPU: 149-157 s with status and curves
@@ -29,7 +30,8 @@ QUEUED_POLL_SECONDS = 3.0  # a queued job's view and the sidebar's job list: a p
 def manager() -> JobManager:
     """One per server process; `DISTILL_JOBS_PER_DEVICE` jobs run at once per device (default 1). Its store
     lists the pre-computed demo story too, so a fresh server has a story to show."""
-    return JobManager(RunStore(shipped=(STORIES,)), slots=int(os.environ.get("DISTILL_JOBS_PER_DEVICE", "1")))
+    return JobManager(in_worker(run_queued), RunStore(shipped=(STORIES,)),
+                      slots=int(os.environ.get("DISTILL_JOBS_PER_DEVICE", "1")))
 
 
 def owner() -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import check
-from ..runs.events import CancelToken
+from ..events import CancelToken
+from ..runs.registry import Task
 from ..runs.store import Run
 from .badencoder import AttackConfig, BadEncoder
 from .drupe import Drupe, DrupeConfig
@@ -45,3 +46,7 @@ def attack(cfg: AttackConfig, run: Run, cancel: CancelToken) -> dict:
     validate(cfg)
     run({"kind": "plan", "parts": attack_plan(cfg)})
     return run_attack(cfg, ATTACKS[cfg.attack], run, cancel)
+
+
+ATTACK_TASK = Task("attack", AttackConfig, attack, "Poison a clean encoder with BadEncoder or DRUPE and measure BA/ASR.",
+                   validate, variant="attack", variants={name: a.config for name, a in ATTACKS.items()})

@@ -27,7 +27,7 @@ from ..evaluate.memo import file_identity, remembered
 from ..training import FORWARD_BACKWARD, Meter, epoch_batches, planned
 from ..models.checkpoint import load_encoder, save_encoder
 from ..presets import DEMO_ENCODER
-from ..runs.events import CancelToken
+from ..events import CancelToken
 from ..runs.store import Run
 from ..ui import save_png
 from .badencoder import AttackConfig

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..runs.events import cancel_point
+from ..events import cancel_point
 from . import synthetic
 from .imageset import ImageSet
 

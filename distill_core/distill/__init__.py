@@ -1,11 +1,20 @@
-"""The distillation defence: teachers, students and losses by name, and the task that runs them."""
+"""The distillation defence: teachers, students and losses by name, and the tasks that run them."""
 from __future__ import annotations
 
+from ..runs.registry import Task
+from .checks import validate
 from .config import DistillConfig
 from .losses import LOSSES
+from .prepare import prepare
 from .students import STUDENTS
 from .teachers import TEACHERS
 from .trainer import distill_plan, run_distill
 
-__all__ = ["DistillConfig", "LOSSES", "RECOMMENDED", "STUDENTS", "TEACHERS", "distill_plan", "run_distill"]
+__all__ = ["DISTILL_TASK", "DistillConfig", "LOSSES", "PREPARE_TASK", "RECOMMENDED", "STUDENTS", "TEACHERS",
+           "distill_plan", "run_distill", "validate"]
 RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts (Han et al.)
+
+DISTILL_TASK = Task("distill", DistillConfig, run_distill, "Purify a suspicious encoder by distilling it into a "
+                    "student on clean data.", validate, resumable=True)
+PREPARE_TASK = Task("prepare", DistillConfig, prepare, "Build a distillation's teacher and student into its reuse "
+                    "folder (fine-tuning, pruning, warm-up) without distilling.", validate)

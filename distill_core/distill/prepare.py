@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 
 from ..config import check
-from ..runs.events import CancelToken
+from ..events import CancelToken
 from ..runs.store import Run
-from .config import DistillConfig, validate
+from .checks import validate
+from .config import DistillConfig
 from .setup import open_defence
 from .students import build_student
 from .teachers import build_teacher

@@ -19,7 +19,7 @@ from ..data.datasets import load_dataset
 from ..device import Runtime
 from ..models.checkpoint import load_encoder, read_sidecar, sidecar_path
 from ..models.resnet import ProjectionHead
-from ..runs.events import CancelToken, OnEvent
+from ..events import CancelToken, OnEvent
 from ..files import read_json
 from ..ssl.simclr import SimCLRTrainer, train_simclr
 from .config import DistillConfig
@@ -27,7 +27,7 @@ from .prepared import load_prepared, prepared_key, save_prepared
 
 
 @dataclass
-class Story:
+class Suspect:
     """What the attack left beside the suspicious encoder: its trigger, target and scores, when known."""
     weights: Path
     trigger: str = ""
@@ -36,19 +36,19 @@ class Story:
     attack: dict | None = None  # the attack run's summary
 
 
-def read_story(encoder: str) -> Story:
+def read_suspect(encoder: str) -> Suspect:
     path = Path(encoder).expanduser()
     weights = path / "encoder.safetensors" if path.is_dir() else path
-    story = Story(weights)
+    suspect = Suspect(weights)
     if sidecar_path(weights).is_file():
         prov = read_sidecar(weights).get("provenance") or {}
-        story.target, story.downstream = prov.get("target") or "", prov.get("downstream") or ""
-        story.trigger = prov.get("trigger") or ""
+        suspect.target, suspect.downstream = prov.get("target") or "", prov.get("downstream") or ""
+        suspect.trigger = prov.get("trigger") or ""
     if (weights.parent / "trigger.npz").is_file():
-        story.trigger = str(weights.parent / "trigger.npz")
+        suspect.trigger = str(weights.parent / "trigger.npz")
     if (weights.parent / "summary.json").is_file():
-        story.attack = read_json(weights.parent / "summary.json")
-    return story
+        suspect.attack = read_json(weights.parent / "summary.json")
+    return suspect
 
 
 def clean_subset(cfg: DistillConfig):
@@ -131,12 +131,12 @@ class Defence:
 
 
 def open_defence(cfg: DistillConfig, run, cancel: CancelToken):
-    """(cfg with the encoder's input size, story, Defence, clean subset) for a distillation's settings."""
+    """(cfg with the encoder's input size, suspect, Defence, clean subset) for a distillation's settings."""
     rt = Runtime.create(cfg.device, cfg.precision, compile=cfg.compile)
-    story = read_story(cfg.encoder)
-    suspicious, head, meta = load_encoder(story.weights, with_head=True)
+    suspect = read_suspect(cfg.encoder)
+    suspicious, head, meta = load_encoder(suspect.weights, with_head=True)
     cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
     clean = clean_subset(cfg)
     suspicious = rt.module(suspicious).eval().requires_grad_(False)
-    return cfg, story, Defence(cfg, rt, suspicious, head, clean.images.to(rt.device), run, cancel), clean
+    return cfg, suspect, Defence(cfg, rt, suspicious, head, clean.images.to(rt.device), run, cancel), clean
 

@@ -29,11 +29,12 @@ from ..evaluate.downstream import Downstream, figures
 from ..inspect.film import FILM_IMAGES, Film
 from ..models.checkpoint import save_encoder
 from ..models.resnet import STAGES
-from ..runs.events import CancelToken
+from ..events import CancelToken
 from ..runs.store import Run
 from ..ssl.simclr import info_nce
 from ..training import FORWARD, Meter, epoch_batches, planned, simclr_passes
-from .config import DistillConfig, stage_weights, validate
+from .checks import validate
+from .config import DistillConfig, stage_weights
 from .losses import LOSSES
 from .setup import clean_subset, open_defence
 from .state import STATE_FILE, load_state, save_state
@@ -136,12 +137,12 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     if state is None:  # a resumed run keeps the plan it started with
         run({"kind": "plan", "parts": distill_plan(cfg)})
     torch.manual_seed(cfg.seed)
-    cfg, story, defence, clean = open_defence(cfg, run, cancel)
+    cfg, suspect, defence, clean = open_defence(cfg, run, cancel)
     rt, suspicious = defence.rt, defence.suspicious
-    same_task = story.downstream == cfg.downstream
-    target = cfg.target or (story.target if same_task else "") or default_target(cfg.downstream)
+    same_task = suspect.downstream == cfg.downstream
+    target = cfg.target or (suspect.target if same_task else "") or default_target(cfg.downstream)
     check(bool(target), "target", f"'{cfg.downstream}' has no usual target class: name one")
-    trigger = make_trigger(cfg.trigger or story.trigger or "white", cfg.image_size)
+    trigger = make_trigger(cfg.trigger or suspect.trigger or "white", cfg.image_size)
     task = Downstream(cfg, rt, trigger, target)
     quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
     report_skipped(run, clean, task.train, task.test)
@@ -171,14 +172,14 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
 
     def save(name: str, epoch: int) -> Path:
         prov = {"task": "distill", "run": run.id, "command": run.record.get("command"), "epoch": epoch,
-                "suspicious_encoder": str(story.weights), "teacher": cfg.teacher, "student": cfg.student,
-                "loss": cfg.loss, "weights": weights, "trigger": cfg.trigger or story.trigger,
+                "suspicious_encoder": str(suspect.weights), "teacher": cfg.teacher, "student": cfg.student,
+                "loss": cfg.loss, "weights": weights, "trigger": cfg.trigger or suspect.trigger,
                 "target": task.classes[task.target], "downstream": cfg.downstream, "config": asdict(cfg)}
         return save_encoder(run.file(name), student, head, prov)
 
     curves, best = [], {"epoch": 0, "ca": -1.0}
     film = None
-    if quick and (story.weights.parent / "trigger.npz").is_file():  # an attack run: film its triggered images
+    if quick and (suspect.weights.parent / "trigger.npz").is_file():  # an attack run: film its triggered images
         shown = quick.test.images[quick.gallery_index()[:FILM_IMAGES]]
         film = Film(trigger(to_float(shown).to(rt.device)), quick.classes)
 
@@ -244,14 +245,14 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     seconds["total"] = time.perf_counter() - t0
     summary = {"task": "distill", "teacher": cfg.teacher, "student": cfg.student, "loss": cfg.loss,
                "weights": weights, "n_clean": len(clean), "downstream": cfg.downstream,
-               "target": task.classes[task.target], "trigger": cfg.trigger or story.trigger,
-               "suspicious_encoder": str(story.weights)}
-    if story.attack:
-        summary["attack"] = story.attack.get("attack")
-        if same_task and "clean" in story.attack:
-            summary["clean"] = story.attack["clean"]  # the attack scored the clean encoder on this task
+               "target": task.classes[task.target], "trigger": cfg.trigger or suspect.trigger,
+               "suspicious_encoder": str(suspect.weights)}
+    if suspect.attack:
+        summary["attack"] = suspect.attack.get("attack")
+        if same_task and "clean" in suspect.attack:
+            summary["clean"] = suspect.attack["clean"]  # the attack scored the clean encoder on this task
     before = {"poisoned": poisoned_score} if poisoned_score else {}
-    attack_scored = (story.attack or {}).get("poisoned") if same_task else None  # without score_before
+    attack_scored = (suspect.attack or {}).get("poisoned") if same_task else None  # without score_before
     summary.update({"poisoned": figures(poisoned_score) if poisoned_score else attack_scored,
                     "teacher_scores": teacher_score and figures(teacher_score), "distilled": figures(distilled),
                     "per_class": {**{k: v["per_class"] for k, v in before.items()}, "distilled": distilled["per_class"]},

@@ -7,7 +7,7 @@ import torch
 
 from ..data.augment import to_float
 from ..device import Runtime
-from ..runs.events import cancel_point
+from ..events import cancel_point
 
 
 @torch.inference_mode()

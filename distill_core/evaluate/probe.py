@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 from torch import nn
 
-from ..runs.events import cancel_point
+from ..events import cancel_point
 from ..files import write_atomic
 
 

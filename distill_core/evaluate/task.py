@@ -14,7 +14,8 @@ from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..models.checkpoint import load_encoder
 from ..presets import DEMO_ENCODER
-from ..runs.events import CancelToken
+from ..events import CancelToken
+from ..runs.registry import Task
 from ..runs.store import Run
 from .downstream import Downstream
 
@@ -56,3 +57,6 @@ def evaluate(cfg: EvaluateConfig, run: Run, cancel: CancelToken) -> dict:
     summary["seconds"] = {"total": time.perf_counter() - t0}
     return summary
 
+
+EVALUATE_TASK = Task("evaluate", EvaluateConfig, evaluate, "Score a saved encoder downstream: CA, ASR, ASR-all "
+                     "(and ASR-B).")

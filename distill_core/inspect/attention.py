@@ -10,7 +10,7 @@ from ..config import DownstreamConfig
 from ..data.augment import to_float
 from ..device import Runtime
 from ..evaluate.downstream import Downstream
-from ..runs.events import cancel_point
+from ..events import cancel_point
 from .attribution import ProbeLogits, SimilarityToReference, attribute
 from .figures import trigger_share
 from .story import Story

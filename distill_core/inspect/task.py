@@ -16,7 +16,8 @@ from ..config import RuntimeConfig, check, opt
 from ..data.augment import to_float
 from ..device import Runtime
 from ..models.resnet import STAGES
-from ..runs.events import CancelToken
+from ..events import CancelToken
+from ..runs.registry import Task
 from ..runs.store import Run
 from ..runs.table import ROLE_LABELS, ROLES
 from ..ui import heat_overlay, save_labelled_rows
@@ -78,3 +79,7 @@ def inspect_run(cfg: InspectConfig, run: Run, cancel: CancelToken) -> dict:
             "trigger_share": share, "share_ratio": ratios, "target_similarity": similarity,
             "roles": list(seen), "image": str(run.file("attention.png")),
             "seconds": {"total": time.perf_counter() - t0}}
+
+
+INSPECT_TASK = Task("inspect", InspectConfig, inspect_run, "Where do a story's encoders look on triggered images? "
+                    "Attribution maps and the trigger-attention share.", validate)

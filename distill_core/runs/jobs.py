@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..device import resolve_device
-from .events import CancelToken, Cancelled, Event
+from ..events import CancelToken, Cancelled, Event
+from .registry import resumable
 from .store import RunStore, new_run_id
-from .worker import Runner, in_worker
+from .worker import Runner
 
 ACTIVE = ("queued", "running")
 
@@ -51,21 +52,15 @@ class Job:
         self.events.append({"t": time.time(), **event})  # list.append is atomic: readers never lock
 
 
-def _run_task(task, config, out, on_event, cancel, store, resume=False) -> tuple[Path, dict]:
-    from ..tasks import resume_task, run_task  # tasks imports every engine module; keep this one light to import
-    if resume:
-        return resume_task(out, on_event=on_event, cancel=cancel)
-    return run_task(task, config, out=out, on_event=on_event, cancel=cancel, store=store)
-
-
 class JobManager:
-    """Queue, run and watch tasks. `slots` jobs at once per device; `runner` runs one (default: `tasks.run_task`
-    in a worker process; tests may pass another with the same signature, run in the watcher thread itself)."""
+    """Queue, run and watch tasks. `slots` jobs at once per device; `runner` runs one: the app's is
+    `in_worker(tasks.run_queued)`, each job in a worker process (tests pass others with the same signature, run in
+    the watcher thread itself). The catalogue (`tasks`) is loaded by whoever owns the manager."""
 
-    def __init__(self, store: RunStore | None = None, slots: int = 1, runner: Runner | None = None):
+    def __init__(self, runner: Runner, store: RunStore | None = None, slots: int = 1):
         self.store = store or RunStore()
         self.slots = max(1, slots)
-        self._runner = runner or in_worker(_run_task)
+        self._runner = runner
         self._jobs: dict[str, Job] = {}
         self._queues: dict[str, deque[Job]] = {}
         self._running: dict[str, int] = {}
@@ -79,7 +74,6 @@ class JobManager:
 
     def resume(self, run_path: Path | str, owner: str = "", label: str = "") -> Job:
         """Queue an interrupted or cancelled run to carry on from its last checkpoint (ValueError if it cannot)."""
-        from ..tasks import resumable
         run_path = Path(run_path)
         if any(j.active and j.run_path == run_path for j in self._jobs.values()):
             raise ValueError(f"{run_path.name} is already queued or running.")

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from ..files import jsonable, read_json, write_json
-from .events import Event, OnEvent
+from ..events import Event, OnEvent
 
 
 def default_root() -> Path:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .events import CancelToken, Cancelled, OnEvent
+from ..events import CancelToken, Cancelled, OnEvent
 from .store import RunStore
 
 Runner = Callable[..., tuple[Path, dict]]

@@ -20,7 +20,8 @@ from ..evaluate.features import extract_features
 from ..evaluate.metrics import accuracy, knn_predict
 from ..models.checkpoint import save_encoder
 from ..models.resnet import MAX_WIDTH, ProjectionHead, cifar_resnet18
-from ..runs.events import CancelToken
+from ..events import CancelToken
+from ..runs.registry import Task
 from ..runs.store import Run
 from ..training import Meter, epoch_batches, planned, simclr_passes
 from .simclr import SimCLRTrainer
@@ -147,3 +148,6 @@ def knn_accuracy(encoder, bank_set, test_set, rt: Runtime, bank_size: int = 5000
     pred = knn_predict(test, bank, bank_set.labels[:bank_size].to(rt.device), len(bank_set.classes))
     return accuracy(pred, test_set.labels[:test_size])
 
+
+PRETRAIN_TASK = Task("pretrain", PretrainConfig, pretrain, "Pre-train a clean encoder with SimCLR and probe it "
+                     "downstream.", validate)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from ..attacks import ATTACKS
 from ..config import check, check_dataset, opt
 from ..distill import LOSSES, STUDENTS, TEACHERS
-from ..pipeline import StagesConfig
+from ..pipeline import STAGES, StagesConfig
 
 TEACHER_LOSSES = ",".join(name for name, spec in LOSSES.items() if spec.build)  # the six the study compares
 
@@ -58,7 +58,6 @@ def stage_settings(cfg: SweepConfig) -> dict[str, dict]:
 
 def validate(cfg: SweepConfig) -> None:
     import importlib.util
-    from ..tasks import TASKS
     check(not cfg.ray or importlib.util.find_spec("ray") is not None, "ray",
           "running on Ray needs it installed: pip install 'ray>=2.9'")
     for factor, (name, registry) in FACTORS.items():
@@ -84,6 +83,6 @@ def validate(cfg: SweepConfig) -> None:
               "choose pretrain, attack, attack.NAME or distill")
         check(isinstance(values, dict), "settings", f"{stage}: must be an object of field: value")
         variant = stage.split(".")[1] if "." in stage else None
-        known = {f.name for f in fields(TASKS[task].config_for(variant))}
+        known = {f.name for f in fields(STAGES[task].config_for(variant))}
         unknown = sorted(set(values) - known)
         check(not unknown, "settings", f"{stage} has no field {', '.join(map(repr, unknown))}")

@@ -14,17 +14,20 @@ from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
 
-from ..pipeline import stage_config
+from ..distill import LOSSES, PREPARE_TASK
+from ..pipeline import STAGES, stage_config
 from ..presets import preset_encoder
-from ..runs.events import CancelToken
+from ..events import CancelToken
+from ..runs.registry import TaskFailed, run_task
 from ..runs.store import load_run
 from .config import FACTORS, SweepConfig, levels, stage_settings
 
+JOB_TASKS = {**STAGES, PREPARE_TASK.name: PREPARE_TASK}
 PREPARED = "prepared"  # the sweep's `reuse` folder: kept teachers and warm-up students
 
 
 @dataclass(frozen=True)
-class Job:
+class SweepJob:
     key: str                    # its folder, relative to the sweep's
     task: str                   # pretrain | attack | prepare | distill
     config: object
@@ -46,24 +49,23 @@ def teacher_stage(teacher: str) -> str | None:
     return {"finetuned": "finetuned", "ensemble": "finetuned", "pruned": "pruned"}.get(teacher)
 
 
-def plan(cfg: SweepConfig, root: Path) -> list[Job]:
-    from ..distill import LOSSES
+def plan(cfg: SweepConfig, root: Path) -> list[SweepJob]:
     root, lv, settings = Path(root).resolve(), levels(cfg), stage_settings(cfg)
-    jobs: list[Job] = []
+    jobs: list[SweepJob] = []
 
-    def add(job: Job) -> str:
+    def add(job: SweepJob) -> str:
         jobs.append(job)
         return job.key
 
     clean, needs_clean = cfg.encoder or preset_encoder(cfg.preset, cfg.pretrain_data), ()
     if not clean:
         pretrain = stage_config(cfg, "pretrain", downstream=lv["downstream"][0], **settings.get("pretrain", {}))
-        needs_clean = (add(Job("stages/pretrain", "pretrain", pretrain)),)
+        needs_clean = (add(SweepJob("stages/pretrain", "pretrain", pretrain)),)
         clean = root / needs_clean[0] / "encoder.safetensors"
     attacks = {}
     for attack, ds in product(lv["attack"], lv["downstream"]):
         extra = {**settings.get("attack", {}), **settings.get(f"attack.{attack}", {})}
-        attacks[attack, ds] = add(Job(f"stages/attack-{attack}-{slug(ds)}", "attack", stage_config(
+        attacks[attack, ds] = add(SweepJob(f"stages/attack-{attack}-{slug(ds)}", "attack", stage_config(
             cfg, "attack", encoder=str(clean), attack=attack, downstream=ds, **extra), needs_clean))
 
     def distill(attack: str, ds: str, **extra):
@@ -71,12 +73,12 @@ def plan(cfg: SweepConfig, root: Path) -> list[Job]:
                             reuse=str(root / PREPARED), score_before=False, **{**settings.get("distill", {}), **extra})
 
     first = next(iter(attacks))
-    warmups = {seed: add(Job(f"stages/warmup-s{seed}", "prepare", distill(*first, teacher="poisoned",
+    warmups = {seed: add(SweepJob(f"stages/warmup-s{seed}", "prepare", distill(*first, teacher="poisoned",
                                                                           student="warmup", seed=seed), (attacks[first],)))
                for seed in lv["seed"] if "warmup" in lv["student"]}  # a new student is the same whatever it meets
     with_teacher = any(LOSSES[loss].build for loss in lv["loss"])
     kept = sorted({teacher_stage(t) for t in lv["teacher"]} - {None}) if with_teacher else []
-    teachers = {(name, a, ds, seed): add(Job(f"stages/{name}-{a}-{slug(ds)}-s{seed}", "prepare", distill(
+    teachers = {(name, a, ds, seed): add(SweepJob(f"stages/{name}-{a}-{slug(ds)}-s{seed}", "prepare", distill(
                     a, ds, teacher=name, student="poisoned-init", seed=seed), (attacks[a, ds],)))
                 for (a, ds), seed, name in product(attacks, lv["seed"], kept)}
     for values in product(*lv.values()):
@@ -87,7 +89,7 @@ def plan(cfg: SweepConfig, root: Path) -> list[Job]:
             needs.append(teachers[teacher_stage(teacher), a, ds, seed])
         if student == "warmup":
             needs.append(warmups[seed])
-        add(Job(f"cells/{a}-{slug(ds)}-{teacher}-{student}-{loss}-s{seed}", "distill",
+        add(SweepJob(f"cells/{a}-{slug(ds)}-{teacher}-{student}-{loss}-s{seed}", "distill",
                 distill(a, ds, teacher=teacher, student=student, loss=loss, seed=seed), tuple(needs), cell))
     return jobs
 
@@ -96,7 +98,7 @@ def as_json(config) -> dict:
     return json.loads(json.dumps(asdict(config)))
 
 
-def config_hash(job: Job, jobs: dict[str, Job]) -> str:
+def config_hash(job: SweepJob, jobs: dict[str, SweepJob]) -> str:
     """A short hash of what a cell's result depends on: its settings and those of the stages it needs
     (folders left out, so two sweeps of the same settings share hashes)."""
     paths = ("encoder", "reuse", "data_root")
@@ -105,7 +107,7 @@ def config_hash(job: Job, jobs: dict[str, Job]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def finished(root: Path, job: Job) -> dict | None:
+def finished(root: Path, job: SweepJob) -> dict | None:
     """The summary of the job's earlier run when it finished with exactly this config, else None."""
     try:
         rec = load_run(Path(root) / job.key)
@@ -114,14 +116,13 @@ def finished(root: Path, job: Job) -> dict | None:
     return rec["summary"] if rec["status"] == "done" and rec["config"] == as_json(job.config) else None
 
 
-def run_job(job: Job, root: Path, cancel: CancelToken | None = None) -> dict:
+def run_job(job: SweepJob, root: Path, cancel: CancelToken | None = None) -> dict:
     """Run one job into its folder (cleared first: an unfinished job starts over); {"status", "summary"|"error"}."""
-    from ..tasks import TaskFailed, run_task
     path = Path(root) / job.key
     if path.exists():
         shutil.rmtree(path)
     try:
-        _, summary = run_task(job.task, job.config, out=path, cancel=cancel)
+        _, summary = run_task(JOB_TASKS[job.task], job.config, out=path, cancel=cancel)
     except TaskFailed as e:
         return {"status": "failed", "error": str(e)}
     return {"status": "done", "summary": summary}

@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..runs.events import CancelToken, Cancelled
+from ..events import CancelToken, Cancelled
 from ..files import write_atomic
-from .plan import Job, run_job
+from .plan import SweepJob, run_job
 
 CELL_FILES = ("config.json", "summary.json", "events.jsonl")  # what a cell sends back (weights stay)
 
 
-def files_of(root: Path, job: Job, outcome: dict) -> dict[str, bytes]:
+def files_of(root: Path, job: SweepJob, outcome: dict) -> dict[str, bytes]:
     """The files a job's dependents need, relative to the sweep folder."""
     if outcome["status"] != "done":
         return {}
@@ -34,7 +34,7 @@ def write_missing(root: Path, files: dict[str, bytes]) -> None:
         write_atomic(path, data)
 
 
-def remote_job(job: Job, root: str, *needed: dict) -> dict:
+def remote_job(job: SweepJob, root: str, *needed: dict) -> dict:
     """One job on a Ray worker: skipped if a job it needs did not finish, else run after writing their files."""
     root = Path(root)
     failed = next((n for n in needed if n["status"] != "done"), None)
@@ -56,7 +56,7 @@ def connect(address: str):
     return ray
 
 
-def run_on_ray(jobs: list[Job], root: Path, results: dict, report, cancel: CancelToken, address: str) -> None:
+def run_on_ray(jobs: list[SweepJob], root: Path, results: dict, report, cancel: CancelToken, address: str) -> None:
     ray = connect(address)
     resources = {"num_gpus": 1} if ray.cluster_resources().get("GPU", 0) >= 1 else {"num_cpus": 1}
     task = ray.remote(max_retries=0, **resources)(remote_job)

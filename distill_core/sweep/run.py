@@ -10,15 +10,15 @@ import json
 import time
 from pathlib import Path
 
-from ..runs.events import CancelToken
+from ..events import CancelToken
 from ..files import write_atomic, write_json
 from ..runs.store import Run
 from . import table
 from .config import SweepConfig, levels, validate
-from .plan import Job, config_hash, finished, plan, run_job
+from .plan import JOB_TASKS, SweepJob, config_hash, finished, plan, run_job
 
 
-def run_locally(jobs: list[Job], root: Path, results: dict, report, cancel: CancelToken, address: str = "") -> None:
+def run_locally(jobs: list[SweepJob], root: Path, results: dict, report, cancel: CancelToken, address: str = "") -> None:
     """Each job in plan order in this process; one whose needs did not finish is skipped."""
     for job in jobs:
         if job.key in results:
@@ -30,15 +30,10 @@ def run_locally(jobs: list[Job], root: Path, results: dict, report, cancel: Canc
         report(job, outcome)
 
 
-def check_jobs(jobs: list[Job]) -> None:
+def check_jobs(jobs: list[SweepJob]) -> None:
     """Every stage's and cell's settings, before the first job starts."""
-    from ..attacks import validate as validate_attack
-    from ..distill.config import validate as validate_distill
-    from ..ssl.pretrain import validate as validate_pretrain
-    checks = {"pretrain": validate_pretrain, "attack": validate_attack, "prepare": validate_distill,
-              "distill": validate_distill}
     for job in jobs:
-        checks[job.task](job.config)
+        JOB_TASKS[job.task].validate(job.config)
 
 
 def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
@@ -57,7 +52,7 @@ def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
                                    "to carry on after a stop."})
     progress = {"done": len(results), "total": len(jobs)}
 
-    def report(job: Job, outcome: dict) -> None:
+    def report(job: SweepJob, outcome: dict) -> None:
         progress["done"] += 1
         what = f"{job.key}: {outcome['status']}"
         if outcome["status"] == "done" and not job.stage:

@@ -75,7 +75,7 @@ def held(rows: list[dict], varied: tuple[str, ...]) -> list[dict]:
     return rows
 
 
-def stories(rows: list[dict]) -> list[tuple[str, str]]:
+def attack_downstreams(rows: list[dict]) -> list[tuple[str, str]]:
     return list(dict.fromkeys((r["attack"], r["downstream"]) for r in rows))
 
 
@@ -89,7 +89,7 @@ def factor_table(rows: list[dict], factor: str, metrics=("ca", "asr")) -> list[d
     out = []
     for level in levels_of(rows, factor):
         line = {factor: level}
-        for attack, ds in stories(rows):
+        for attack, ds in attack_downstreams(rows):
             chosen = [r for r in rows if r[factor] == level and r["attack"] == attack and r["downstream"] == ds]
             for m in metrics:
                 line[f"{attack}/{ds} {FIGURES[m]}"] = over_seeds(chosen, m) if chosen else mean_std([])
@@ -110,7 +110,7 @@ def cells_table(rows: list[dict]) -> list[dict]:
 def attacks_table(rows: list[dict]) -> list[dict]:
     """The starting point of each story: the clean encoder's CA and ASR-B, the poisoned one's BA and ASR."""
     out = []
-    for attack, ds in stories(rows):
+    for attack, ds in attack_downstreams(rows):
         first = next(r for r in rows if r["attack"] == attack and r["downstream"] == ds)
         out.append({"attack": attack, "downstream": ds, "target": first["target"],
                     **{k: first[k] for k in BEFORE}})

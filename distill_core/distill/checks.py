@@ -1,0 +1,39 @@
+"""A distillation's settings checked before any work: the teacher, student and loss registries name the valid
+choices, so this sits above them (the trainer, `prepare`, the pipeline and sweeps call it)."""
+from __future__ import annotations
+
+from ..config import check, check_dataset, check_target, check_trigger, validate_common
+from ..models.resnet import MAX_WIDTH
+from .config import DistillConfig, stage_weights
+from .losses import LOSSES
+from .students import STUDENTS
+from .teachers import TEACHERS
+
+
+def validate(cfg: DistillConfig) -> None:
+    """Refuse a bad setting before any work, naming its field. The trigger and target are checked when given
+    (empty: the attack's, read from its run when the distillation starts)."""
+    validate_common(cfg)
+    check_dataset(cfg.data, "data")
+    for field, registry in (("teacher", TEACHERS), ("student", STUDENTS), ("loss", LOSSES)):
+        value = getattr(cfg, field)
+        check(value in registry, field, f"unknown {value!r}; choose {', '.join(registry)}")
+    check(cfg.epochs >= 1, "epochs", f"must be at least 1, not {cfg.epochs}")
+    for name in ("teacher_epochs", "prune_epochs", "warmup_epochs", "eval_every", "n_clean"):
+        check(getattr(cfg, name) >= 0, name, "cannot be negative")
+    check(cfg.batch_size >= 2, "batch_size", f"must be at least 2, not {cfg.batch_size}")
+    check(0 < cfg.clean_fraction <= 1, "clean_fraction", f"must be in (0, 1], not {cfg.clean_fraction}")
+    check(0 <= cfg.prune_ratio < 1, "prune_ratio", f"must be in [0, 1), not {cfg.prune_ratio}")
+    check(0 <= cfg.student_width <= MAX_WIDTH, "student_width",
+          f"must be in [0, {MAX_WIDTH:g}], not {cfg.student_width}")
+    check(cfg.lr > 0, "lr", f"must be positive, not {cfg.lr}")
+    check(cfg.weight_decay >= 0, "weight_decay", "cannot be negative")
+    check(cfg.temperature > 0, "temperature", f"must be positive, not {cfg.temperature}")
+    check(0 < cfg.crop_scale <= 1, "crop_scale", f"must be in (0, 1], not {cfg.crop_scale}")
+    check(cfg.log_every >= 1, "log_every", "must be at least 1")
+    check(cfg.checkpoint_every >= 0, "checkpoint_every", f"cannot be negative, not {cfg.checkpoint_every}")
+    stage_weights(cfg, 1.0)
+    check(bool(cfg.encoder), "encoder", "name the suspicious encoder: an attack run's folder or an encoder file")
+    check_target(cfg.target, cfg.downstream)
+    if cfg.trigger:
+        check_trigger(cfg.trigger, cfg.image_size)

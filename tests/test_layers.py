@@ -1,0 +1,116 @@
+"""The engine's layers import one way: down. Every import counts, also one inside a function, so a circle cannot
+hide behind a late import. A new module belongs to a layer here; a test failure names the offending import."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+ENGINE = ROOT / "distill_core"
+LAYERS = [  # lowest first: a module imports from its own layer or below, never above
+    {"files", "events", "presets", "cpu_kernels"},
+    {"data", "device", "models"},
+    {"config", "training", "ui"},
+    {"runs"},
+    {"evaluate"},
+    {"ssl", "attacks", "inspect"},
+    {"distill"},
+    {"pipeline"},
+    {"sweep"},
+    {"tasks"},
+    {"cli", "demo_story", "__main__"},
+]
+LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}
+APP_ONLY = ("streamlit", "webui", "app_pages")  # the engine runs without the app
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in ENGINE.rglob("*.py")}
+
+
+def imported(source: str, package: str) -> set[str]:
+    """Every module a source in `package` imports, anywhere in its code, as absolute names (a package's
+    submodule when a `from PACKAGE import name` names one)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            subs = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES}
+            found.update(subs if len(subs) == len(node.names) else {base, *subs})
+    return found
+
+
+def imports(module: str) -> set[str]:
+    path = MODULES[module]
+    return imported(path.read_text(), module if path.name == "__init__.py" else module.rpartition(".")[0])
+
+
+def internal(name: str) -> str | None:
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+GRAPH = {m: {t for t in map(internal, imports(m)) if t and t != m} for m in MODULES}
+
+
+def unit(module: str) -> str:
+    return module.split(".")[1] if "." in module else ""
+
+
+def test_every_engine_module_has_a_layer():
+    assert {unit(m) for m in MODULES if unit(m)} - {"assets"} <= set(LAYER), "add the new unit to LAYERS"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_the_engine_imports_downward_only_and_never_the_app(module):
+    app = sorted(name for name in imports(module) if name.split(".")[0] in APP_ONLY)
+    assert not app, f"{module} imports {app}: the engine must run without the app"
+    if not unit(module):
+        return
+    upward = sorted(t for t in GRAPH[module] if unit(t) and LAYER[unit(t)] > LAYER[unit(module)])
+    assert not upward, f"{module} (layer {LAYER[unit(module)]}) imports {upward} from a higher layer"
+
+
+def test_no_import_circles():
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(GRAPH):
+        if v not in index:
+            visit(v)
+    assert not circles, f"import circles: {circles}"
+
+
+def test_the_checker_sees_a_forbidden_import():
+    """The rules catch what they are for: a late import from a higher layer, and the app."""
+    late = "def f():\n    from ..tasks import run_task\n    import streamlit\n"
+    found = {internal(name) or name for name in imported(late, "distill_core.data")}
+    assert found == {"distill_core.tasks", "streamlit"} and LAYER["tasks"] > LAYER["data"]
