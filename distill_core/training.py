@@ -1,5 +1,7 @@
 """Pieces every training loop shares (pre-training, attacks, the defence).
 
+- `train_epochs`: the one epoch loop: seeded batches, a cancel point before each step, step events, and each
+  epoch's event with its loss means, handed to the caller to add its evaluations and checkpoints before sending.
 - `epoch_batches`: the seeded shuffle of one epoch, full batches only (the reference loaders' drop_last);
   a run and its resume see the same order because it depends on (seed, epoch) alone.
 - `Meter`: sums named loss terms on the device and reads them off the device once, at the epoch's end, so
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable, Iterator
 
 import torch
 
@@ -49,6 +52,27 @@ def passes_per_second(rt, width: float, input_size: int, batch_size: int = 64, s
     for _ in range(steps):
         step()
     return steps * batch_size * FORWARD_BACKWARD / (time.perf_counter() - t)
+
+
+def train_epochs(step: Callable[[torch.Tensor, int], dict[str, torch.Tensor]], *, n: int, batch_size: int,
+                 seed: int, epochs: int, cancel, emit, log_every: int, phase: str = "", done: tuple[int, int] = (0, 0),
+                 ) -> Iterator[tuple[int, int, dict]]:
+    """Run `step(batch indices, epoch) -> {term: loss tensor}` over epochs of seeded full batches of `n` images,
+    from the epoch after `done` = (epochs, steps) already run. Sends a step event every `log_every` steps and
+    yields (epoch, steps so far, the epoch's event with its loss means) for the caller to complete and send."""
+    total, (first, steps) = epochs * (n // batch_size), done
+    tag = {"phase": phase} if phase else {}
+    for epoch in range(first + 1, epochs + 1):
+        meter = Meter()
+        for idx in epoch_batches(n, batch_size, seed, epoch):
+            cancel.check()
+            terms = step(idx, epoch)
+            meter.add(terms)
+            steps += 1
+            if steps % log_every == 0 or steps == total:
+                emit({"kind": "step", **tag, "step": steps, "total": total, "epoch": epoch,
+                      **{name: float(v.detach()) for name, v in terms.items()}})
+        yield epoch, steps, {"kind": "epoch", **tag, "epoch": epoch, "epochs": epochs, **meter.means()}
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:

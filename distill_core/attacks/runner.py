@@ -24,7 +24,7 @@ from ..device import Runtime
 from ..evaluate.downstream import Downstream, figures
 from ..evaluate.features import extract_features
 from ..evaluate.memo import file_identity, remembered
-from ..training import FORWARD_BACKWARD, Meter, epoch_batches, planned
+from ..training import FORWARD_BACKWARD, planned, train_epochs
 from ..models.checkpoint import load_encoder, save_encoder
 from ..presets import DEMO_ENCODER
 from ..events import CancelToken
@@ -158,30 +158,23 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
 
     step_fn = AttackStep(poisoned, objective, rt, cfg, trigger, refs, ref_targets, a, gen)
     images = shadow.images.pin_memory() if rt.device.type == "cuda" else shadow.images
-    steps_per_epoch, step = len(shadow) // cfg.batch_size, 0
-    total = steps_per_epoch * cfg.epochs
     best_state, curves = None, []
     if quick:  # the starting point of the live curves: the clean encoder's CA and ASR-B
         curves.append({"epoch": 0, **start})
         run({"kind": "epoch", "epochs": cfg.epochs, **curves[-1]})
+
+    def shadow_step(idx: torch.Tensor, epoch: int) -> dict:
+        x = to_float(images[idx].to(rt.device, non_blocking=True))
+        return step_fn(x, shadow_targets[idx.to(rt.device)], epoch)
+
     t = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        meter = Meter()
-        for idx in epoch_batches(len(shadow), cfg.batch_size, cfg.seed, epoch):
-            cancel.check()
-            x = to_float(images[idx].to(rt.device, non_blocking=True))
-            terms = step_fn(x, shadow_targets[idx.to(rt.device)], epoch)
-            meter.add(terms)
-            step += 1
-            if step % cfg.log_every == 0 or step == total:
-                run({"kind": "step", "step": step, "total": total, "epoch": epoch,
-                     **{n: float(v.detach()) for n, v in terms.items()}})
-        means = meter.means()
-        extra = objective.end_epoch(epoch, means)
+    for epoch, _, event in train_epochs(shadow_step, n=len(shadow), batch_size=cfg.batch_size, seed=cfg.seed,
+                                        epochs=cfg.epochs, cancel=cancel, emit=run, log_every=cfg.log_every):
+        extra = objective.end_epoch(epoch, event)  # reads the epoch's mean terms
         if extra.pop("keep", False):
             best_state = {n: v.detach().clone() for n, v in poisoned.state_dict().items()}
             extra["kept"] = True
-        event = {"kind": "epoch", "epoch": epoch, "epochs": cfg.epochs, **means, **extra}
+        event.update(extra)
         if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             event.update(quick.estimate(poisoned))
             curves.append({"epoch": epoch, **figures(event)})

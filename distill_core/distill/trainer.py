@@ -32,7 +32,7 @@ from ..models.resnet import STAGES
 from ..events import CancelToken
 from ..runs.store import Run
 from ..ssl.simclr import info_nce
-from ..training import FORWARD, Meter, epoch_batches, planned, simclr_passes
+from ..training import FORWARD, planned, simclr_passes, train_epochs
 from .checks import validate
 from .config import DistillConfig, stage_weights
 from .losses import LOSSES
@@ -191,8 +191,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
             film.save(run.file("film.npz"))
         return figs
 
-    steps_per_epoch = len(clean) // cfg.batch_size
-    total, step, epoch = steps_per_epoch * cfg.epochs, 0, 0
+    step, epoch = 0, 0
     if state is not None:  # the setup above is rebuilt from the seed; the loop carries on where it stopped
         distiller.load_state_dict(state["distiller"])
         torch.set_rng_state(state["rng"])
@@ -210,17 +209,10 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     saved = time.perf_counter()
     t = time.perf_counter()
     try:
-        for epoch in range(epoch + 1, cfg.epochs + 1):
-            meter = Meter()
-            for idx in epoch_batches(len(clean), cfg.batch_size, cfg.seed, epoch):
-                cancel.check()
-                terms = distiller.step(defence.clean[idx.to(rt.device)])
-                meter.add(terms)
-                step += 1
-                if step % cfg.log_every == 0 or step == total:
-                    run({"kind": "step", "phase": "distill", "step": step, "total": total, "epoch": epoch,
-                         **{k: float(v) for k, v in terms.items()}})
-            event = {"kind": "epoch", "phase": "distill", "epoch": epoch, "epochs": cfg.epochs, **meter.means()}
+        for epoch, step, event in train_epochs(lambda idx, _: distiller.step(defence.clean[idx.to(rt.device)]),
+                                               n=len(clean), batch_size=cfg.batch_size, seed=cfg.seed,
+                                               epochs=cfg.epochs, cancel=cancel, emit=run, log_every=cfg.log_every,
+                                               phase="distill", done=(epoch, step)):
             if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 event.update(evaluate(epoch))
                 curves.append({"epoch": epoch, **figures(event)})

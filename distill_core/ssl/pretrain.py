@@ -23,7 +23,7 @@ from ..models.resnet import MAX_WIDTH, ProjectionHead, cifar_resnet18
 from ..events import CancelToken
 from ..runs.registry import Task
 from ..runs.store import Run
-from ..training import Meter, epoch_batches, planned, simclr_passes
+from ..training import planned, simclr_passes, train_epochs
 from .simclr import SimCLRTrainer
 
 
@@ -106,17 +106,10 @@ def pretrain(cfg: PretrainConfig, run: Run, cancel: CancelToken) -> dict:
 
     t = time.perf_counter()
     try:
-        for epoch in range(1, cfg.epochs + 1):
-            meter = Meter()
-            for idx in epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch):
-                cancel.check()
-                loss = trainer.step(images[idx])
-                meter.add({"loss": loss})
-                step += 1
-                if step % cfg.log_every == 0 or step == total:
-                    run({"kind": "step", "step": step, "total": total, "epoch": epoch, "loss": loss.item()})
-            event = {"kind": "epoch", "epoch": epoch, "epochs": cfg.epochs, **meter.means(),
-                     "images_per_s": step * cfg.batch_size / (time.perf_counter() - t)}
+        for epoch, step, event in train_epochs(lambda idx, _: {"loss": trainer.step(images[idx])}, n=len(train),
+                                               batch_size=cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
+                                               cancel=cancel, emit=run, log_every=cfg.log_every):
+            event["images_per_s"] = step * cfg.batch_size / (time.perf_counter() - t)
             if (cfg.knn_every and epoch % cfg.knn_every == 0) or epoch == cfg.epochs:
                 knn = knn_accuracy(encoder, train, monitor_test, rt)
                 event["knn"] = knn

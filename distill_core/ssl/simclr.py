@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data.augment import SimCLRAugment
 from ..device import Runtime
-from ..training import Meter, epoch_batches
+from ..training import train_epochs
 
 
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
@@ -65,16 +65,7 @@ class SimCLRTrainer:
 def train_simclr(trainer: SimCLRTrainer, images: torch.Tensor, *, epochs: int, batch_size: int, seed: int,
                  cancel, emit, phase: str, log_every: int = 10) -> None:
     """`epochs` passes of SimCLR over uint8 `images`, events tagged with `phase` (e.g. "teacher", "warmup")."""
-    total = epochs * (len(images) // batch_size)
-    step = 0
-    for epoch in range(1, epochs + 1):
-        meter = Meter()
-        for idx in epoch_batches(len(images), batch_size, seed, epoch):
-            cancel.check()
-            loss = trainer.step(images[idx])
-            meter.add({"loss": loss})
-            step += 1
-            if step % log_every == 0 or step == total:
-                emit({"kind": "step", "phase": phase, "step": step, "total": total, "epoch": epoch,
-                      "loss": float(loss)})
-        emit({"kind": "epoch", "phase": phase, "epoch": epoch, "epochs": epochs, **meter.means()})
+    for _, _, event in train_epochs(lambda idx, _: {"loss": trainer.step(images[idx])}, n=len(images),
+                                    batch_size=batch_size, seed=seed, epochs=epochs, cancel=cancel, emit=emit,
+                                    log_every=log_every, phase=phase):
+        emit(event)
