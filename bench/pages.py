@@ -2,10 +2,12 @@
 pre-computed demo story: what a class sees when it opens the app. `first view`: from navigation to the page's
 first figure; `whole page`: to its last element. `cold` is the first visit after the server started (slow parts
 computed), `warm` the next one (cached per story). Target (issue 20): first view <= 5 s on the laptop profile.
-Needs Debian's chromium and playwright (requirements-dev).
+Needs Debian's chromium and playwright (requirements-dev). `DISTILL_SCREENSHOTS=DIR` keeps each page's warm view
+as DIR/PAGE.png (the README's pictures).
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +37,8 @@ def run(device: str = "auto", repeats: int = 1) -> list[dict]:
                 page.locator(first).first.wait_for(timeout=300_000)
                 first_view = time.perf_counter() - t
                 page.get_by_text(last).first.wait_for(timeout=300_000)
+                if visit == "warm" and os.environ.get("DISTILL_SCREENSHOTS"):
+                    page.screenshot(path=str(Path(os.environ["DISTILL_SCREENSHOTS"]) / f"{path or 'overview'}.png"))
                 rows.append({"bench": "pages", "page": path or "overview", "visit": visit,
                              "first_view_s": first_view, "whole_page_s": time.perf_counter() - t})
         browser.close()

@@ -7,12 +7,12 @@ from .distill import DISTILL_TASK, PREPARE_TASK
 from .evaluate.task import EVALUATE_TASK
 from .inspect.task import INSPECT_TASK
 from .pipeline import PIPELINE_TASK
-from .runs.registry import (TASKS, Task, TaskFailed, make_config, register, resumable, resume_task,
-                            run_task)
+from .runs.registry import (RESUMABLE, TASKS, Task, TaskFailed, explain, make_config, register, resumable,
+                            resume_task, run_task)
 from .ssl.pretrain import PRETRAIN_TASK
 from .sweep import SWEEP_TASK
 
-__all__ = ["TASKS", "Task", "TaskFailed", "make_config", "resumable", "resume_task", "run_task", "run_queued"]
+__all__ = ["RESUMABLE", "TASKS", "Task", "explain", "TaskFailed", "make_config", "resumable", "resume_task", "run_task", "run_queued"]
 
 register(PRETRAIN_TASK, ATTACK_TASK, DISTILL_TASK, PREPARE_TASK, PIPELINE_TASK, SWEEP_TASK, EVALUATE_TASK,
          INSPECT_TASK)
