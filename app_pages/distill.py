@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from distill_core.data.datasets import default_target, load_dataset
-from distill_core.distill import LOSSES, RECOMMENDED, STUDENTS, TEACHERS
+from distill_core.distill import LOSSES, PLACEMENTS, RECOMMENDED, STUDENTS, TEACHERS
 from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
 from distill_core.presets import preset_for
@@ -63,10 +63,23 @@ spec = LOSSES[picks["loss"]]
 cfg = make_config("distill", setup, {**picks, **overrides})
 st.subheader("Settings")
 if spec.build is not None:
-    st.caption(f"Stage weights of `{spec.name}` ({spec.source}); 0 skips a stage.")
-    weights = [c.number_input(s, value=float(spec.weight), min_value=0.0, step=100.0, format="%g",
-                              key=f"distill:{spec.name}:{s}") for c, s in zip(st.columns(4), STAGES)]
-    overrides["weights"] = ",".join(f"{w:g}" for w in weights)
+    where, calibrate = st.columns([3, 1])
+    overrides["placement"] = where.radio(
+        "Placement", PLACEMENTS, index=PLACEMENTS.index(cfg.placement), horizontal=True, key="distill:placement",
+        help="Where the loss applies and how strongly: where its source paper puts it, as the study's authors' code "
+             "runs it (the story's choice), or the paper's form on every stage at one weight.")
+    placement = spec.placement(overrides["placement"])
+    overrides["calibrate"] = calibrate.checkbox(
+        "Calibrate weights", key="distill:calibrate",
+        help="Scale the weights so this loss pulls on the student as hard as attention transfer does at the start.")
+    form = f" Form: {placement.variant}." if placement.variant else ""
+    st.caption(f"`{spec.name}` ({spec.source}), {overrides['placement']}: {placement.note}.{form} Stage weights "
+               "below; 0 skips a stage.")
+    weights = [c.number_input(s, value=float(placement.weights.get(s, 0.0)), min_value=0.0, step=100.0, format="%g",
+                              key=f"distill:{spec.name}:{overrides['placement']}:{s}")
+               for c, s in zip(st.columns(4), STAGES)]
+    if {s: w for s, w in zip(STAGES, weights) if w > 0} != placement.weights:
+        overrides["weights"] = ",".join(f"{w:g}" for w in weights)
 s1, s2, s3, s4, s5 = st.columns(5)
 clean_train = len(load_dataset(cfg.data, "train", root=cfg.data_root))
 with s1:
@@ -111,6 +124,10 @@ if job is not None:
         summary = run["summary"]
         st.subheader("Results")
         figure_cards(summary, ROLES)
+        if summary.get("placement"):
+            used = ", ".join(f"{s} {w:.3g}" for s, w in summary["weights"].items())
+            st.caption(f"Loss `{summary['loss']}` at placement **{summary['placement']}** "
+                       f"({summary['placement_note']}): {used}.")
         st.markdown("**Triggered test images** with each encoder's downstream prediction (:red[**red**]: the attacker's target):")
         gallery(run)
         weights = Path(summary["encoder"])

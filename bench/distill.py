@@ -16,8 +16,8 @@ from distill_core.device import Runtime
 from distill_core.distill.losses import LOSSES
 from distill_core.distill.losses.at import at_loss
 from distill_core.distill.teachers import FrozenTeacher
-from distill_core.distill.trainer import Distiller
-from distill_core.models.resnet import STAGES, ProjectionHead, cifar_resnet18
+from distill_core.distill.distiller import Distiller
+from distill_core.models.resnet import ProjectionHead, cifar_resnet18
 from distill_core.ssl.simclr import info_nce
 
 from .timing import flops, interleaved
@@ -35,7 +35,7 @@ def make_distiller(width: float, rt: Runtime, augment: SimCLRAugment, gen: torch
     torch.manual_seed(0)
     student, head = rt.module(cifar_resnet18(width)), rt.module(ProjectionHead(int(512 * width)))
     teacher = rt.module(FrozenTeacher(cifar_resnet18(width)))
-    return Distiller(student, head, teacher, LOSSES["at"], {s: 1000.0 for s in STAGES}, rt, lr=1e-3,
+    return Distiller(student, head, teacher, LOSSES["at"].placement("authors"), rt, lr=1e-3,
                      weight_decay=1e-6, temperature=0.5, augment=augment, gen=gen)
 
 

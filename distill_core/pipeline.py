@@ -49,6 +49,7 @@ class PipelineConfig(StagesConfig):
     teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
     student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
     loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp or finetune-only")
+    placement: str = opt("", "where the loss applies: source, authors or all-stages (empty = the preset's)")
 
 
 STAGES = {t.name: t for t in (PRETRAIN_TASK, ATTACK_TASK, DISTILL_TASK)}
@@ -57,9 +58,9 @@ STAGE_FIELDS = {  # pipeline field -> the stage config's field
     "pretrain": {"pretrain_data": "data", "pretrain_epochs": "epochs", "n_pretrain": "n_train"},
     "attack": {"pretrain_data": "data", "attack": "attack", "trigger": "trigger", "target": "target",
                "attack_epochs": "epochs", "n_shadow": "n_shadow"},
-    "distill": {"pretrain_data": "data", "teacher": "teacher",
-                "student": "student", "loss": "loss", "distill_epochs": "epochs", "teacher_epochs": "teacher_epochs",
-                "warmup_epochs": "warmup_epochs", "n_clean": "n_clean"},
+    "distill": {"pretrain_data": "data", "teacher": "teacher", "student": "student", "loss": "loss",
+                "placement": "placement", "calibrate": "calibrate", "distill_epochs": "epochs",
+                "teacher_epochs": "teacher_epochs", "warmup_epochs": "warmup_epochs", "n_clean": "n_clean"},
 }
 
 

@@ -15,8 +15,8 @@ from distill_core.data.augment import SimCLRAugment
 from distill_core.device import Runtime
 from distill_core.distill.losses import LOSSES
 from distill_core.distill.teachers import FrozenTeacher
-from distill_core.distill.trainer import Distiller
-from distill_core.models.resnet import STAGES, ProjectionHead, cifar_resnet18
+from distill_core.distill.distiller import Distiller
+from distill_core.models.resnet import ProjectionHead, cifar_resnet18
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -48,7 +48,7 @@ def step_gradients(width: float, channels_last: bool, compile: bool = False) -> 
     torch.manual_seed(0)
     student, head = rt.module(cifar_resnet18(width)), rt.module(ProjectionHead(cifar_resnet18(width).feature_dim))
     teacher = rt.module(FrozenTeacher(cifar_resnet18(width)))
-    distiller = Distiller(student, head, teacher, LOSSES["at"], {s: 1000.0 for s in STAGES}, rt, lr=1e-3,
+    distiller = Distiller(student, head, teacher, LOSSES["at"].placement("authors"), rt, lr=1e-3,
                           weight_decay=1e-6, temperature=0.5, augment=SimCLRAugment(size=32), gen=torch.Generator())
     views = rt.prepare(torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(1)))
     distiller.losses(views)["loss"].backward()

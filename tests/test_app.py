@@ -56,6 +56,15 @@ def test_every_page_renders_with_its_widgets():
     assert at.radio(key="distill:loss").value == "at" and "at ★" in at.radio(key="distill:loss").options
     assert [n.label for n in at.number_input][:4] == ["layer1", "layer2", "layer3", "layer4"]
     assert button(at, "Run the distillation")
+    assert at.radio(key="distill:placement").value == "authors"  # the presets run the study's defence code's
+    assert [n.value for n in at.number_input][:4] == [1000.0] * 4
+    at.radio(key="distill:loss").set_value("sp").run()
+    at.radio(key="distill:placement").set_value("source").run()
+    assert [n.value for n in at.number_input][:4] == [0.0, 0.0, 0.0, 3000.0]  # SP on the last stage only
+    assert any("RepDistiller" in c.value for c in at.caption)
+    at.radio(key="distill:placement").set_value("authors").run()
+    assert [n.value for n in at.number_input][:4] == [0.0, 0.0, 0.0, 1.0]
+    assert any("-cos of final embeddings" in c.value for c in at.caption)
 
     assert open_app("inspect").title[0].value == "Inspect: where do the encoders look?"
     assert open_app("compare").title[0].value == "Compare runs"

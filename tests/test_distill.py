@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from distill_core.data.datasets import load_dataset
-from distill_core.distill import LOSSES, STUDENTS, TEACHERS, DistillConfig
-from distill_core.distill.config import stage_weights
+from distill_core.distill import LOSSES, STUDENTS, TEACHERS, DistillConfig, validate
+from distill_core.distill.config import given_weights
+from distill_core.distill.losses import loss_placement
 from distill_core.distill.teachers import FrozenTeacher
 from distill_core.distill.setup import clean_subset
-from distill_core.distill.trainer import first_rows
+from distill_core.distill.distiller import first_rows
 from distill_core.models.checkpoint import load_encoder, save_encoder
-from distill_core.models.resnet import ProjectionHead, cifar_resnet18
+from distill_core.models.resnet import STAGES, ProjectionHead, cifar_resnet18
 from distill_core.tasks import make_config, run_task
 
 TEACHER_LOSSES = [name for name, spec in LOSSES.items() if spec.build is not None]
@@ -62,14 +63,15 @@ def test_frozen_teacher_stays_in_eval_mode_without_gradients():
     assert not feature.requires_grad and len(maps) == 4
 
 
-def test_stage_weights_default_uniform_and_per_stage():
-    cfg = DistillConfig()
-    assert stage_weights(cfg, 1000.0) == {"layer1": 1000.0, "layer2": 1000.0, "layer3": 1000.0, "layer4": 1000.0}
-    assert stage_weights(DistillConfig(weights="5"), 1000.0) == {f"layer{i}": 5.0 for i in range(1, 5)}
-    assert stage_weights(DistillConfig(weights="0,0,10,20"), 1.0) == {"layer3": 10.0, "layer4": 20.0}
+def test_given_weights_override_the_placement_per_stage():
+    assert given_weights(DistillConfig()) is None
+    assert given_weights(DistillConfig(weights="5")) == {f"layer{i}": 5.0 for i in range(1, 5)}
+    assert given_weights(DistillConfig(weights="0,0,10,20")) == {"layer3": 10.0, "layer4": 20.0}
     for bad in ("1,2", "a", "-1"):
         with pytest.raises(ValueError, match="weights"):
-            stage_weights(DistillConfig(weights=bad), 1.0)
+            given_weights(DistillConfig(weights=bad))
+    p = loss_placement(DistillConfig(loss="sp", placement="authors", weights="0,0,0,2"))
+    assert p.weights == {"layer4": 2.0} and p.build.__name__ == "NegativeCosine"  # the form stays the placement's
 
 
 def test_clean_subset_is_a_seeded_share_of_the_training_split():
@@ -106,8 +108,8 @@ def test_compiled_step_matches_the_eager_step():
     """--compile: the same losses and weights as eager (fp32; about 40 s of compiling on a 2-core CPU)."""
     from distill_core.data.augment import SimCLRAugment
     from distill_core.device import Runtime
-    from distill_core.distill.trainer import Distiller
-    from distill_core.models.resnet import STAGES, ProjectionHead
+    from distill_core.distill.distiller import Distiller
+    from distill_core.models.resnet import ProjectionHead
 
     torch.manual_seed(0)
     student, head, teacher = cifar_resnet18(0.0625, input_size=16), ProjectionHead(32), cifar_resnet18(0.0625, input_size=16)
@@ -116,7 +118,7 @@ def test_compiled_step_matches_the_eager_step():
     for compiled in (False, True):
         rt = Runtime.create("cpu", "fp32", compile=compiled)
         s, h, t = (rt.module(copy.deepcopy(m)) for m in (student, head, FrozenTeacher(teacher)))
-        d = Distiller(s, h, t, LOSSES["at"], {st: 1000.0 for st in STAGES}, rt,
+        d = Distiller(s, h, t, LOSSES["at"].placement("authors"), rt,
                       lr=1e-3, weight_decay=0.0, temperature=0.5, augment=SimCLRAugment(size=16),
                       gen=torch.Generator().manual_seed(0))
         runs[compiled] = ([d.step(images)["loss"].item() for _ in range(2)], s)
@@ -171,3 +173,59 @@ def test_scoring_before_the_defence_does_not_change_it(suspicious, tmp_path):
         run_task("distill", DistillConfig(**base, score_before=flag), out=tmp_path / str(flag))
     a, b = (load_encoder(tmp_path / str(f) / "encoder.safetensors")[0].state_dict() for f in (True, False))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("placement", ["authors", "all-stages"])
+def test_every_loss_runs_at_each_placement_and_the_run_records_it(suspicious, tmp_path, placement):
+    from distill_core.runs.store import read_events
+    for loss in TEACHER_LOSSES:
+        out = tmp_path / loss
+        _, s = run_task("distill", DistillConfig(**{**TINY, "epochs": 2}, encoder=suspicious, teacher="poisoned",
+                                                 student="scratch", loss=loss, placement=placement), out=out)
+        want = LOSSES[loss].placement(placement)
+        assert s["placement"] == placement and s["weights"] == want.weights and s["variant"] == want.variant, loss
+        _, _, meta = load_encoder(out / "encoder.safetensors")
+        assert meta["provenance"]["placement"] == placement and meta["provenance"]["weights"] == want.weights
+        epochs = [e for e in read_events(out) if e["kind"] == "epoch"]
+        entropy = {k for e in epochs for k in e if k.endswith(".entropy")}
+        assert entropy == ({f"afd.{st}.entropy" for st in STAGES} if loss == "afd" else set()), loss
+        assert all(0 < e[k] <= 1 for e in epochs for k in entropy)
+
+
+def test_bad_placement_and_calibrating_no_teacher_term_are_refused_with_one_sentence(suspicious):
+    with pytest.raises(ValueError, match="placement: unknown 'everywhere'; choose source, authors, all-stages"):
+        validate(DistillConfig(**TINY, encoder=suspicious, placement="everywhere"))
+    with pytest.raises(ValueError, match="calibrate: 'finetune-only' has no teacher term"):
+        validate(DistillConfig(**TINY, encoder=suspicious, loss="finetune-only", calibrate=True))
+
+
+def test_calibrated_weights_give_attention_transfers_starting_gradient(suspicious, tmp_path):
+    """The gradient norms are measured anew here, on batches and augmentations the calibration never saw."""
+    from distill_core.data.augment import SimCLRAugment
+    from distill_core.device import Runtime
+    from distill_core.distill.calibrate import calibrate, teacher_term_gradient
+    from torch import nn
+
+    rt = Runtime.create("cpu", "fp32", channels_last=False)
+    torch.manual_seed(0)
+    student, teacher = cifar_resnet18(0.125, input_size=16), FrozenTeacher(cifar_resnet18(0.125, input_size=16))
+    clean = torch.randint(0, 256, (256, 3, 16, 16), dtype=torch.uint8)
+    at = LOSSES["at"].placement("source")
+    at_modules = nn.ModuleDict({s: at.build(1, 1) for s in at.weights})
+    augment = SimCLRAugment(size=16)
+    for loss in ("sp", "kd", "cc"):
+        placement = LOSSES[loss].placement("source")
+        modules = nn.ModuleDict({s: placement.build(student.stage_channels[STAGES.index(s)],
+                                                    teacher.stage_channels[STAGES.index(s)])
+                                 for s in placement.weights})
+        calibrated, record = calibrate(placement, modules, student, teacher, clean, rt, augment=augment,
+                                       batch_size=16, seed=0)
+        assert record["batches"] == 8 and calibrated.weights == {
+            s: w * record["factor"] for s, w in placement.weights.items()}
+        gen, norms = torch.Generator().manual_seed(1), []
+        for i in range(8):
+            views = augment(clean[16 * i: 16 * (i + 1)], gen)
+            norms.append([teacher_term_gradient(student, teacher, m, w, views, rt)
+                          for m, w in ((modules, calibrated.weights), (at_modules, at.weights))])
+        ours, reference = (sum(n[k] for n in norms) / len(norms) for k in (0, 1))
+        assert ours == pytest.approx(reference, rel=0.1), (loss, norms, record)

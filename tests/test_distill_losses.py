@@ -5,12 +5,14 @@ import pytest
 import torch
 
 from distill_core.distill.losses import LOSSES
-from distill_core.distill.losses.afd import AttentionFeatureDistillation, afd_loss
+from distill_core.distill.losses.afd import (AttentionFeatureDistillation, AuthorsAFD, afd_loss, channel_attention,
+                                             relative_entropy)
 from distill_core.distill.losses.at import at_loss
-from distill_core.distill.losses.cc import cc_loss
+from distill_core.distill.losses.cc import ShiftedProduct, cc_loss
 from distill_core.distill.losses.fitnet import hint_loss
-from distill_core.distill.losses.kd import kd_loss
-from distill_core.distill.losses.sp import sp_loss
+from distill_core.distill.losses.kd import PerPositionKD, kd_loss
+from distill_core.distill.losses.sp import NegativeCosine, sp_loss
+from distill_core.models.resnet import STAGES
 
 TEACHER_LOSSES = [name for name, spec in LOSSES.items() if spec.build is not None]
 
@@ -82,3 +84,87 @@ def test_every_loss_is_zero_on_agreement_and_adapts_widths(name):
     out = build(8, 16)(s, t)
     out.backward()
     assert out.ndim == 0 and out.item() > 0 and s.grad.abs().sum() > 0
+
+
+SOURCE = {"at": {s: 500.0 for s in STAGES}, "afd": {s: 125.0 for s in STAGES}, "cc": {"layer4": 100.0},
+          "fitnet": {"layer2": 100.0}, "kd": {"layer4": 0.9}, "sp": {"layer4": 3000.0}}
+AUTHORS = {"at": ({s: 1000.0 for s in STAGES}, "AttentionTransfer"), "afd": ({s: 1000.0 for s in STAGES}, "AuthorsAFD"),
+           "cc": ({s: 1000.0 for s in STAGES}, "ShiftedProduct"), "fitnet": ({s: 1000.0 for s in STAGES}, "Hint"),
+           "kd": ({"layer1": 1000.0}, "PerPositionKD"), "sp": ({"layer4": 1.0}, "NegativeCosine")}
+
+
+@pytest.mark.parametrize("name", TEACHER_LOSSES)
+def test_each_placement_puts_the_loss_where_its_reference_does(name):
+    spec = LOSSES[name]
+    assert spec.placement("source").weights == SOURCE[name] and spec.placement("source").build is spec.build
+    weights, form = AUTHORS[name]
+    assert spec.placement("authors").weights == weights and spec.placement("authors").build.__name__ == form
+    assert spec.placement("all-stages").weights == {s: spec.weight for s in STAGES}
+    with pytest.raises(ValueError, match="unknown placement 'everywhere'"):
+        spec.placement("everywhere")
+    with pytest.raises(ValueError, match="no teacher term"):
+        LOSSES["finetune-only"].placement("source")
+
+
+def test_sp_at_its_source_is_one_term_on_the_last_stage_at_3000():
+    from distill_core.data.augment import SimCLRAugment
+    from distill_core.device import Runtime
+    from distill_core.distill.distiller import Distiller
+    from distill_core.distill.teachers import FrozenTeacher
+    from distill_core.models.resnet import ProjectionHead, cifar_resnet18
+    from distill_core.ssl.simclr import info_nce
+
+    torch.manual_seed(0)
+    student, teacher = cifar_resnet18(0.125, input_size=16), FrozenTeacher(cifar_resnet18(0.125, input_size=16))
+    head = ProjectionHead(student.feature_dim, 16)
+    d = Distiller(student, head, teacher, LOSSES["sp"].placement("source"), Runtime.create("cpu", "fp32"), lr=1e-3,
+                  weight_decay=0.0, temperature=0.5, augment=SimCLRAugment(size=16), gen=torch.Generator())
+    views = torch.rand(8, 3, 16, 16)
+    terms = d.losses(views)
+    assert set(terms) == {"loss", "ssl", "sp.layer4"}
+    feature, maps_s = student(views, stages=True)
+    _, maps_t = teacher(views[:4])
+    z = head(feature)
+    sp = sp_loss(maps_s[3][:4], maps_t[3])
+    assert terms["sp.layer4"].item() == pytest.approx(sp.item(), rel=1e-5)
+    assert terms["loss"].item() == pytest.approx(info_nce(z[:4], z[4:], 0.5).item() + 3000 * sp.item(), rel=1e-5)
+
+
+def test_the_authors_sp_is_minus_the_cosine_of_final_embeddings():
+    s, t = maps([[1.0], [0.0]]), maps([[1.0], [1.0]])  # pooled (1, 0) and (1, 1)
+    assert NegativeCosine(2, 2)(s, t).item() == pytest.approx(-1 / math.sqrt(2), rel=1e-6)
+
+
+def test_the_authors_cc_is_a_shifted_product_of_differences():
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])[..., None, None]
+    # |s - 0| rows: (1, 0), (0, 1), (2, 2); neighbours' products summed: 0 and 2; mean 1
+    assert ShiftedProduct(2, 2)(s, torch.zeros_like(s)).item() == pytest.approx(1.0)
+
+
+def test_the_authors_kd_is_per_position_over_channels():
+    T = 0.5
+    s = torch.tensor([[[[0.0, 1.0]], [[0.0, 1.0]]]])              # [1, 2 channels, 1, 2 positions]
+    t = torch.tensor([[[[T * math.log(3.0), 1.0]], [[0.0, 1.0]]]])  # position 1 as in the KD test, position 2 agrees
+    kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert PerPositionKD(2, 2)(s, t).item() == pytest.approx(kl * T ** 2 / 2, rel=1e-5)
+
+
+def test_afd_attention_is_a_normalised_sigmoid_and_its_entropy_is_kept():
+    rho = channel_attention(torch.tensor([[0.0, 0.0], [math.log(3.0), -math.log(3.0)]]))
+    assert torch.allclose(rho, torch.tensor([[0.5, 0.5], [0.75, 0.25]]))  # sigmoid: 3/4 and 1/4, sum 1
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) / math.log(2)
+    assert relative_entropy(rho).item() == pytest.approx((1 + h) / 2, rel=1e-6)
+    loss = AttentionFeatureDistillation(4, 4)
+    loss(torch.randn(3, 4, 5, 5), torch.randn(3, 4, 5, 5))
+    assert 0 < loss.diagnostics()["entropy"].item() <= 1
+
+
+def test_the_authors_afd_attention_never_trains_and_is_redrawn_each_epoch():
+    loss = AuthorsAFD(4, 4)
+    assert not any(p.requires_grad for p in loss.attention.parameters())
+    loss.new_epoch(torch.Generator().manual_seed(5))
+    first = loss.attention[0].weight.clone()
+    loss.new_epoch(torch.Generator().manual_seed(6))
+    assert not torch.equal(first, loss.attention[0].weight)
+    loss.new_epoch(torch.Generator().manual_seed(5))
+    assert torch.equal(first, loss.attention[0].weight)

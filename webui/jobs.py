@@ -145,12 +145,17 @@ def draw_curves(events: list[dict]) -> None:
         rows = [r for r in parts[loss_part] if "loss" in r]
         if rows:
             st.caption(f"Loss · {part_name(loss_part) or 'training'}")
+            entropy = {k: k.split(".")[1] for k in rows[-1] if k.endswith(".entropy")}
             if "ssl" in rows[-1] and len(rows[-1]) > 3:  # a distillation: its own SimCLR term and the teacher's
                 rows = [{**r, "teacher": r["loss"] - r["ssl"]} for r in rows]
                 names = {"loss": "total", "ssl": "SimCLR", "teacher": "teacher term (weighted)"}
             else:
                 names = {k: k for k in rows[-1] if k not in ("epoch", "ca", "asr", "asr_all", "knn")}
             line_chart(rows, names, "loss", epochs.get(loss_part))
+            if entropy:  # AFD's attention over channels: 1 = uniform, 0 = all on one channel
+                st.caption("AFD attention entropy per stage (share of uniform; falling = collapsing onto few "
+                           "channels)")
+                line_chart(rows, entropy, "entropy", epochs.get(loss_part))
     with right:
         if quality is not None:
             st.caption(f"Quick CA / ASR estimates (%) · {part_name(quality) or 'training'}")

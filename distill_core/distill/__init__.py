@@ -4,14 +4,14 @@ from __future__ import annotations
 from ..runs.registry import Task
 from .checks import validate
 from .config import DistillConfig
-from .losses import LOSSES
+from .losses import LOSSES, PLACEMENTS
 from .prepare import prepare
 from .students import STUDENTS
 from .teachers import TEACHERS
 from .trainer import distill_plan, run_distill
 
-__all__ = ["DISTILL_TASK", "DistillConfig", "LOSSES", "PREPARE_TASK", "RECOMMENDED", "STUDENTS", "TEACHERS",
-           "distill_plan", "run_distill", "validate"]
+__all__ = ["DISTILL_TASK", "DistillConfig", "LOSSES", "PLACEMENTS", "PREPARE_TASK", "RECOMMENDED", "STUDENTS",
+           "TEACHERS", "distill_plan", "run_distill", "validate"]
 RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts (Han et al.)
 
 DISTILL_TASK = Task("distill", DistillConfig, run_distill, "Purify a suspicious encoder by distilling it into a "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..config import check, check_dataset, check_target, check_trigger, validate_common
 from ..models.resnet import MAX_WIDTH
-from .config import DistillConfig, stage_weights
-from .losses import LOSSES
+from .config import DistillConfig, given_weights
+from .losses import LOSSES, PLACEMENTS
 from .students import STUDENTS
 from .teachers import TEACHERS
 
@@ -32,7 +32,10 @@ def validate(cfg: DistillConfig) -> None:
     check(0 < cfg.crop_scale <= 1, "crop_scale", f"must be in (0, 1], not {cfg.crop_scale}")
     check(cfg.log_every >= 1, "log_every", "must be at least 1")
     check(cfg.checkpoint_every >= 0, "checkpoint_every", f"cannot be negative, not {cfg.checkpoint_every}")
-    stage_weights(cfg, 1.0)
+    check(cfg.placement in PLACEMENTS, "placement", f"unknown {cfg.placement!r}; choose {', '.join(PLACEMENTS)}")
+    check(not (cfg.calibrate and LOSSES[cfg.loss].build is None), "calibrate",
+          f"'{cfg.loss}' has no teacher term whose weights could be calibrated")
+    given_weights(cfg)
     check(bool(cfg.encoder), "encoder", "name the suspicious encoder: an attack run's folder or an encoder file")
     check_target(cfg.target, cfg.downstream)
     if cfg.trigger:

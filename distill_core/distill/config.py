@@ -18,8 +18,14 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
     teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
     student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
     loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp, or finetune-only (no teacher term)")
+    placement: str = opt("source", "where the loss applies and how strongly: source (where its paper or the loss "
+                                   "zoos put it), authors (the study's defence code, its own form of SP, CC, KD and "
+                                   "AFD) or all-stages (the paper's form on every stage at one weight)")
     weights: str = opt("", "per-stage loss weights: one number for every stage or four (layer1..layer4; 0 skips "
-                           "a stage); empty = the loss's default (authors: 1000 per stage)")
+                           "a stage); empty = the placement's")
+    calibrate: bool = opt(False, "scale the loss's stage weights so that its gradient on the student at the start "
+                                 "is as large as attention transfer's at its source placement (measured on the "
+                                 "first batches); the weights chosen are recorded")
     student_width: float = opt(0.0, "student width multiplier (0 = the suspicious encoder's) for new students")
     teacher_epochs: int = opt(20, "SimCLR fine-tuning epochs of the finetuned teacher (lab's choice; NAD: 5-10 "
                                   "supervised epochs)")
@@ -44,10 +50,10 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
                                         "end (0 = after every epoch)")
 
 
-def stage_weights(cfg: DistillConfig, default: float) -> dict[str, float]:
-    """{stage: weight} for the stages with a non-zero weight (every stage at `default` unless told)."""
+def given_weights(cfg: DistillConfig) -> dict[str, float] | None:
+    """{stage: weight} for the stages with a non-zero weight, as `weights` gives them (None: not given)."""
     if not cfg.weights.strip():
-        return {s: default for s in STAGES}
+        return None
     try:
         values = [float(v) for v in cfg.weights.split(",")]
     except ValueError:

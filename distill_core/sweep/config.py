@@ -28,6 +28,9 @@ class SweepConfig(StagesConfig):
     students: str = opt(",".join(STUDENTS), "students, comma-separated")
     losses: str = opt(TEACHER_LOSSES, "distillation losses, comma-separated")
     seeds: str = opt("0", "the defence's seeds, comma-separated (the pre-training and attacks use seed)")
+    placement: str = opt("source", "where every loss applies: source (each where its paper puts it), authors (the "
+                                   "study's defence code) or all-stages; run one sweep per placement to compare them")
+    calibrate: bool = opt(False, "scale each loss's weights to attention transfer's starting gradient (see distill)")
     settings: str = opt("", "JSON of stage settings: {\"pretrain\"|\"attack\"|\"attack.drupe\"|\"distill\": "
                             "{field: value}}")
     ray: str = opt("", "run the cells on Ray: auto (this machine's cluster), local (start one here) or an "

@@ -90,7 +90,9 @@ def plan(cfg: SweepConfig, root: Path) -> list[SweepJob]:
         if student == "warmup":
             needs.append(warmups[seed])
         add(SweepJob(f"cells/{a}-{slug(ds)}-{teacher}-{student}-{loss}-s{seed}", "distill",
-                distill(a, ds, teacher=teacher, student=student, loss=loss, seed=seed), tuple(needs), cell))
+                distill(a, ds, teacher=teacher, student=student, loss=loss, seed=seed,
+                        calibrate=cfg.calibrate and bool(LOSSES[loss].build)),  # finetune-only has nothing to scale
+                tuple(needs), cell))
     return jobs
 
 

@@ -1,22 +1,30 @@
 """Attention-based feature distillation: Wang et al., "Pay Attention to Features, Transfer Learn Faster
-CNNs", ICLR 2020 (the AFD part of AFDS).
+CNNs", ICLR 2020 (the AFD part of AFDS), as Knowledge-Distillation-Zoo implements it.
 
 Each channel's spatial map is L2-normalised in student and teacher; the loss is the attention-weighted sum
 over channels of their squared distance,  sum_c rho_c * mean_hw (s_c/|s_c| - t_c/|t_c|)^2,  averaged over
 the batch. The weights rho come from the teacher's features through a small attention module (global
-average pool -> 1x1 conv to 2C -> ReLU -> 1x1 conv to C -> softmax over channels), one per image, trained jointly with
-the student by the same optimiser, so the student spends its capacity on the channels the module selects.
-The distance is averaged over positions as in the authors' defence code (the paper writes a sum; the
-factor H*W is absorbed by the weight). The authors' code never trains its attention modules (they are
-not given to the optimiser) and normalises sigmoid outputs instead of a softmax; here they train.
+average pool -> 1x1 conv to C -> ReLU -> 1x1 conv to C -> sigmoid, normalised to sum 1), one per image,
+trained with the student by the same optimiser. Its source applies it to every stage's output at 500, averaged
+over stages (here 125 on each of four).
+
+The attention is the loss's own judgement of which channels matter, and a trained one can drift to the channels
+that already match (its gradient pushes weight there), which would fade the teacher's signal. So every
+forward keeps its entropy, as a share of log C (1: uniform over channels; 0: all on one), and the run
+records it per stage and epoch.
+
+The authors' defence code never trains its attention modules (they are not given to the optimiser) and
+re-creates them, untrained, every epoch (`AuthorsAFD`, the `authors` placement, every stage at 1000).
 """
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .base import LossSpec, match_spatial, projection
+from ...models.resnet import STAGES
+from .base import LossSpec, Placement, match_spatial, projection
 
 
 def channel_normalise(f: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -30,19 +38,55 @@ def afd_loss(s: torch.Tensor, t: torch.Tensor, rho: torch.Tensor) -> torch.Tenso
     return (rho * d).sum(1).mean()
 
 
+def channel_attention(logits: torch.Tensor) -> torch.Tensor:
+    """[B, C] -> sigmoid weights normalised to sum 1 per image."""
+    rho = torch.sigmoid(logits.float())
+    return rho / rho.sum(1, keepdim=True)
+
+
+def relative_entropy(rho: torch.Tensor) -> torch.Tensor:
+    """Mean over images of -sum rho log rho / log C: 1 for uniform weights, 0 for one channel."""
+    h = -(rho * rho.clamp_min(1e-12).log()).sum(1)
+    return h.mean() / math.log(rho.shape[1]) if rho.shape[1] > 1 else h.mean() * 0
+
+
 class AttentionFeatureDistillation(nn.Module):
-    def __init__(self, s_channels: int, t_channels: int, hidden_factor: float = 2.0):
+    def __init__(self, s_channels: int, t_channels: int):
         super().__init__()
-        mid = max(1, int(t_channels * hidden_factor))
         self.project = projection(s_channels, t_channels)
-        self.attention = nn.Sequential(nn.Conv2d(t_channels, mid, 1), nn.ReLU(inplace=True), nn.Conv2d(mid, t_channels, 1))
+        self.attention = nn.Sequential(nn.Conv2d(t_channels, t_channels, 1), nn.ReLU(inplace=True),
+                                       nn.Conv2d(t_channels, t_channels, 1))
+        self.entropy = torch.zeros(())
 
     def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         s, t = match_spatial(self.project(s.float()), t)
-        rho = F.softmax(self.attention(F.adaptive_avg_pool2d(t, 1)).flatten(1).float(), dim=1)
+        rho = channel_attention(self.attention(t.mean(dim=(2, 3), keepdim=True)).flatten(1))
+        self.entropy = relative_entropy(rho.detach())
         return afd_loss(s, t, rho)
+
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        return {"entropy": self.entropy}
+
+
+class AuthorsAFD(AttentionFeatureDistillation):
+    """The authors' AFD: the same loss with an attention module that never trains and is drawn anew at every
+    epoch's start (deterministically, from the run's seed and the epoch)."""
+
+    def __init__(self, s_channels: int, t_channels: int):
+        super().__init__(s_channels, t_channels)
+        self.attention.requires_grad_(False)
+
+    def new_epoch(self, gen: torch.Generator) -> None:
+        for conv in (self.attention[0], self.attention[2]):  # nn.Conv2d's own initialisation, from `gen`
+            nn.init.kaiming_uniform_(conv.weight, a=math.sqrt(5), generator=gen)
+            bound = 1 / math.sqrt(conv.weight[0].numel())
+            nn.init.uniform_(conv.bias, -bound, bound, generator=gen)
 
 
 SPEC = LossSpec("afd", "Attention-based feature distillation: match per-channel maps, weighted by a learned "
                 "attention over the teacher's channels.", "Wang et al., ICLR 2020", AttentionFeatureDistillation,
-                weight=1000.0)
+                weight=1000.0, source_weights={s: 125.0 for s in STAGES},
+                source_note="every stage, 500 averaged over the four (Knowledge-Distillation-Zoo)",
+                authors=Placement("afd", {s: 1000.0 for s in STAGES}, AuthorsAFD,
+                                  "the authors' code: attention never trained, drawn anew each epoch; every stage "
+                                  "at 1000", variant="untrained attention"))

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...models.resnet import STAGES
 from .base import LossSpec, match_spatial
 
 
@@ -38,4 +39,6 @@ class AttentionTransfer(nn.Module):
 
 
 SPEC = LossSpec("at", "Attention transfer: match where each stage's activations concentrate (spatial maps).",
-                "Zagoruyko & Komodakis, ICLR 2017", AttentionTransfer, weight=1000.0)
+                "Zagoruyko & Komodakis, ICLR 2017", AttentionTransfer, weight=1000.0,
+                source_weights={s: 500.0 for s in STAGES},
+                source_note="every stage at 500: the paper's code adds beta/2 x this loss per group, beta = 1000")

@@ -1,28 +1,73 @@
-"""What every stage loss shares: its registry entry, and matching a student stage to a teacher stage.
+"""What every stage loss shares: its registry entry with its placements, and matching a student stage to a
+teacher stage.
 
 A stage loss is an `nn.Module` built once per stage from the student's and teacher's channel counts;
 `forward(s, t)` takes the student's and the teacher's outputs of that stage ([B, C, H, W], the teacher's
 without gradient) and returns a scalar. Losses that compare channels one to one (AFD, FitNet, KD) learn a
 1x1 projection of the student's channels when the widths differ, as FitNet's regressor does; the others
 compare batch or spatial statistics and need none. Parameters of a stage loss train with the student.
+
+A **placement** says where a loss applies and how strongly: the stages with their weights, and the module
+built there. Each loss has three, so a comparison of losses is not a comparison of placements:
+- `source`: where its paper or the loss zoos that reproduce it put it (the default);
+- `authors`: what the study's defence code (Han et al., 2024) runs, which for several losses is another form;
+- `all-stages`: the paper's form on all four stages at one weight (the lab's earlier, uniform choice).
+The final embedding is layer4's output pooled, so a loss that pools (CC, KD) on layer4 is a loss on it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...models.resnet import STAGES
+
+PLACEMENTS = ("source", "authors", "all-stages")
+Build = Callable[[int, int], nn.Module]  # (student channels, teacher channels) -> the stage loss module
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Stages and weights of one loss, and the module built at each; `note` cites where it comes from and says
+    what differs from the paper."""
+    loss: str
+    weights: dict[str, float]
+    build: Build
+    note: str
+    variant: str = ""  # the name of a form other than the paper's (the authors' code's), empty for the paper's
+
+
+AUTHORS_WEIGHT = 1000.0  # the defence code's beta on each of the four stages
+
 
 @dataclass(frozen=True)
 class LossSpec:
     name: str
-    title: str                                   # one line for the app and the CLI
-    source: str                                  # the paper that defines it
-    build: Callable[[int, int], nn.Module] | None  # (student channels, teacher channels) -> module; None: no teacher term
-    weight: float = 0.0                          # default weight of every stage
+    title: str                        # one line for the app and the CLI
+    source: str                       # the paper that defines it
+    build: Build | None               # the paper's form; None: no teacher term
+    weight: float = 0.0               # the one weight of `all-stages`
+    source_weights: dict[str, float] = field(default_factory=dict)  # where its source puts it
+    source_note: str = ""             # ... said, with the citation
+    authors: Placement | None = None  # the defence code's form, where it is not the paper's on four stages at 1000
+
+    def placement(self, name: str) -> Placement:
+        """The named placement (see the module docstring). A loss without a teacher term has none."""
+        if self.build is None:
+            raise ValueError(f"'{self.name}' has no teacher term, so it has no placement")
+        if name == "source":
+            return Placement(self.name, dict(self.source_weights), self.build, self.source_note)
+        if name == "authors":
+            return self.authors or Placement(self.name, {s: AUTHORS_WEIGHT for s in STAGES}, self.build,
+                                             f"the authors' code: the paper's form on every stage at "
+                                             f"{AUTHORS_WEIGHT:g}")
+        if name == "all-stages":
+            return Placement(self.name, {s: self.weight for s in STAGES}, self.build,
+                             f"the paper's form on every stage at {self.weight:g}")
+        raise ValueError(f"unknown placement {name!r}: choose {', '.join(PLACEMENTS)}")
 
 
 def match_spatial(s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,6 +79,11 @@ def match_spatial(s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch
     elif ht > hs:
         t = F.adaptive_avg_pool2d(t, s.shape[-2:])
     return s, t
+
+
+def pooled(f: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C] float32: a stage's global average (layer4's is the encoder's embedding)."""
+    return f.float().flatten(2).mean(2) if f.ndim == 4 else f.float()
 
 
 def projection(s_channels: int, t_channels: int) -> nn.Module:

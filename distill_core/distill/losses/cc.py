@@ -5,8 +5,12 @@ uses the paper's Gaussian RBF kernel k(x, y) = exp(-gamma |x - y|^2), which for 
 exp(-2 gamma) exp(2 gamma x.y) and is approximated by its order-P Taylor expansion
 sum_{p=0..P} exp(-2 gamma) (2 gamma)^p / p! (x.y)^p  (the paper's choice: P = 2; gamma = 0.4). The loss is
 |C_s - C_t|_F^2 / B^2. Only image-to-image relations are compared, so widths may differ.
-The authors' defence code (after RepDistiller) computes a product of neighbouring feature differences
-instead, which is not a correlation; this is the paper's definition.
+Its source puts it on the final embedding (layer4 pooled) at 100 (Knowledge-Distillation-Zoo, which implements
+this form; RepDistiller's 0.02 weighs its own, different form).
+
+The authors' defence code (after RepDistiller) computes a product of neighbouring images' feature differences
+instead, which is not a correlation: mean_i sum_d |s_i - t_i|_d |s_(i+1) - t_(i+1)|_d (`ShiftedProduct`, the
+`authors` placement, on each stage's pooled output at 1000).
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import LossSpec
+from ...models.resnet import STAGES
+from .base import LossSpec, Placement, pooled
 
 
 def correlation_matrix(f: torch.Tensor, gamma: float = 0.4, order: int = 2) -> torch.Tensor:
@@ -39,5 +44,22 @@ class CorrelationCongruence(nn.Module):
         return cc_loss(s, t, self.gamma, self.order)
 
 
+class ShiftedProduct(nn.Module):
+    """The authors' `CC`: the product of each image's and the next image's |student - teacher| differences."""
+
+    def __init__(self, s_channels: int, t_channels: int):
+        super().__init__()
+        self.project = nn.Identity() if s_channels == t_channels else nn.Linear(s_channels, t_channels, bias=False)
+
+    def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        delta = (self.project(pooled(s)) - pooled(t)).abs()
+        return (delta[:-1] * delta[1:]).sum(1).mean()
+
+
 SPEC = LossSpec("cc", "Correlation congruence: match how similar each pair of images in the batch looks "
-                "(a kernel over pooled features).", "Peng et al., ICCV 2019", CorrelationCongruence, weight=1000.0)
+                "(a kernel over pooled features).", "Peng et al., ICCV 2019", CorrelationCongruence, weight=1000.0,
+                source_weights={"layer4": 100.0},
+                source_note="the final embedding at 100 (Knowledge-Distillation-Zoo)",
+                authors=Placement("cc", {s: 1000.0 for s in STAGES}, ShiftedProduct,
+                                  "the authors' code: a shifted product of feature differences, every stage at 1000",
+                                  variant="shifted product"))
