@@ -73,8 +73,7 @@ if spec.build is not None:
         "Calibrate weights", key="distill:calibrate",
         help="Scale the weights so this loss pulls on the student as hard as attention transfer does at the start.")
     form = f" Form: {placement.variant}." if placement.variant else ""
-    st.caption(f"`{spec.name}` ({spec.source}), {overrides['placement']}: {placement.note}.{form} Stage weights "
-               "below; 0 skips a stage.")
+    st.caption(f"`{spec.name}` ({spec.source}) here: {placement.note}.{form} Stage weights below; 0 skips a stage.")
     weights = [c.number_input(s, value=float(placement.weights.get(s, 0.0)), min_value=0.0, step=100.0, format="%g",
                               key=f"distill:{spec.name}:{overrides['placement']}:{s}")
                for c, s in zip(st.columns(4), STAGES)]

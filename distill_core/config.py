@@ -40,6 +40,8 @@ class DownstreamConfig(DataConfig):
     n_downstream_test: int = opt(0, "downstream test images (0 = all / default size)")
     probe: str = opt("mlp", "downstream classifier: linear (logistic regression) or mlp (BadEncoder's head)")
     probe_epochs: int = opt(500, "epochs of the mlp probe (BadEncoder: 500)")
+    probe_standardize: bool = opt(True, "standardise the L2-normalised features per dimension before the probe "
+                                        "(the lab's; BadEncoder's probe does not: --no-probe-standardize)")
 
 
 def with_overrides(cfg, overrides: dict | None):

@@ -28,7 +28,8 @@
   and for a sweep also SVHN (digit 1) and STL10 (truck); the 10x10 white patch; BadEncoder and DRUPE with
   their reference settings (the config defaults: 200 epochs, SGD lr 1e-3, batch 256, 20% shadow data); the
   defence with the authors' settings (5% clean data, Adam lr 1e-3, 500 epochs, batch 128) and BadEncoder's MLP
-  probe (500 epochs). Mixed precision wherever the device has it. Needs the datasets under --data-root (or
+  probe (500 epochs) exactly: on L2-normalised features without the lab's standardisation. BadEncoder's shadow
+  data is the whole training set, as its code samples it; DRUPE keeps its 20%. Mixed precision wherever the device has it. Needs the datasets under --data-root (or
   --download) and, realistically, a GPU; every size is a flag, so it also runs at reduced scale on a CPU.
 """
 from __future__ import annotations
@@ -73,16 +74,17 @@ PRESETS: dict[str, dict[str, dict]] = {
         "sweep": {**_CIFAR_DATA, "preset": "cifar", "pretrain_data": "cifar10"},
     },
     "paper": {
-        "pretrain": {"data": "cifar10", "downstream": "gtsrb", "width": 1.0, "epochs": 1000, "probe": "mlp",
+        "pretrain": {"data": "cifar10", "downstream": "gtsrb", "width": 1.0, "epochs": 1000, "probe": "mlp", "probe_standardize": False,
                      "knn_every": 50, "save_every": 50},
-        "evaluate": {"downstream": "gtsrb", "probe": "mlp"},
-        "attack": {"data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "probe_epochs": 500, "trigger": "white",
+        "evaluate": {"downstream": "gtsrb", "probe": "mlp", "probe_standardize": False},
+        "attack": {"data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "probe_standardize": False, "probe_epochs": 500, "trigger": "white",
                    "shadow_fraction": 0.2, "epochs": 200, "batch_size": 256, "lr": 1e-3, "eval_every": 10},
-        "distill": {"data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "probe_epochs": 500,
+        "attack.badencoder": {"shadow_fraction": 1.0},
+        "distill": {"data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "probe_standardize": False, "probe_epochs": 500,
                     "clean_fraction": 0.05, "epochs": 500, "batch_size": 128, "lr": 1e-3, "eval_every": 10,
                     "placement": "authors"},
-        "pipeline": {"preset": "paper", "pretrain_data": "cifar10", "downstream": "gtsrb", "probe": "mlp"},
-        "sweep": {"preset": "paper", "pretrain_data": "cifar10", "downstreams": "gtsrb,svhn,stl10", "probe": "mlp"},
+        "pipeline": {"preset": "paper", "pretrain_data": "cifar10", "downstream": "gtsrb", "probe": "mlp", "probe_standardize": False},
+        "sweep": {"preset": "paper", "pretrain_data": "cifar10", "downstreams": "gtsrb,svhn,stl10", "probe": "mlp", "probe_standardize": False},
     },
 }
 

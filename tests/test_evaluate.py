@@ -65,6 +65,17 @@ def test_downstream_scores_ca_asr_and_asr_all(cpu):
         Downstream(cfg, cpu, make_trigger("white"), "unicorn")
 
 
+def test_the_paper_preset_probes_as_badencoder_does_and_poisons_its_whole_shadow_set(cpu):
+    from distill_core.tasks import make_config
+    bad, drupe = (make_config("attack", "paper", {"attack": a}) for a in ("badencoder", "drupe"))
+    assert (bad.shadow_fraction, drupe.shadow_fraction) == (1.0, 0.2)  # BadEncoder's code samples all of it
+    assert bad.probe == "mlp" and not bad.probe_standardize and make_config("attack", "demo").probe_standardize
+    cfg = DownstreamConfig(downstream="signs", n_downstream_train=200, n_downstream_test=100, probe="linear",
+                           probe_standardize=False)
+    probe = Downstream(cfg, cpu).fit(cifar_resnet18(0.125))
+    assert not probe.mean.any() and torch.equal(probe.std, torch.ones_like(probe.std))  # normalised features only
+
+
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
 def test_kept_probes_load_as_fitted_and_only_for_their_key(tmp_path, kind):
     torch.manual_seed(0)

@@ -43,7 +43,8 @@ class Downstream:
         self.classes = self.train.classes
         self.runtime, self.trigger = runtime, trigger
         self.target = self.train.class_index(target) if target not in (None, "") else None
-        self.probe_cfg = ProbeConfig(kind=cfg.probe, epochs=cfg.probe_epochs, seed=cfg.data_seed)
+        self.probe_cfg = ProbeConfig(kind=cfg.probe, epochs=cfg.probe_epochs, standardize=cfg.probe_standardize,
+                                     seed=cfg.data_seed)
         self.identity = {"task": {f.name: getattr(cfg, f.name) for f in fields(DownstreamConfig)},
                          "target": self.target, "runtime": [str(runtime.device), runtime.precision, runtime.channels_last],
                          "trigger": trigger and hashlib.sha1(trigger.pattern.cpu().numpy().tobytes()
