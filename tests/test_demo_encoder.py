@@ -16,7 +16,7 @@ def test_shipped_demo_encoder_is_good_and_its_sidecar_is_true():
     encoder, head, meta = load_encoder(DEMO_ENCODER, with_head=True)
     recorded = meta["provenance"]["downstream"]
     saved = meta["provenance"]["config"]
-    cfg = DownstreamConfig(**{f.name: saved[f.name] for f in fields(DownstreamConfig)})
+    cfg = DownstreamConfig(**{f.name: saved[f.name] for f in fields(DownstreamConfig) if f.name in saved})  # newer: defaults
     rt = Runtime.create("cpu", saved["precision"])
     task = Downstream(cfg, rt)
     ca = task.score(rt.module(encoder))["ca"]

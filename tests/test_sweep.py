@@ -224,7 +224,7 @@ def test_the_paper_preset_is_the_reference_setup(tmp_path):
     pre, att, dis = (make_config(t, "paper") for t in ("pretrain", "attack", "distill"))
     assert (pre.data, pre.width, pre.epochs, pre.batch_size, pre.lr, pre.temperature) == ("cifar10", 1.0, 1000, 256, 1e-3, 0.5)
     assert (att.data, att.epochs, att.lr, att.momentum, att.weight_decay, att.batch_size, att.shadow_fraction,
-            att.trigger) == ("cifar10", 200, 1e-3, 0.9, 5e-4, 256, 0.2, "white")
+            att.trigger) == ("cifar10", 200, 1e-3, 0.9, 5e-4, 256, 1.0, "white")  # BadEncoder's code: all of it
     assert make_config("attack", "paper", {"attack": "drupe"}).n_refs == 3
     assert (dis.clean_fraction, dis.lr, dis.weight_decay, dis.epochs, dis.batch_size, dis.probe, dis.probe_epochs,
             dis.precision) == (0.05, 1e-3, 1e-6, 500, 128, "mlp", 500, "auto")
