@@ -33,6 +33,7 @@ def sweep_config(**kw) -> SweepConfig:
     ("seeds", "0,one", "whole numbers"), ("attacks", "", "at least one"), ("downstreams", "nope", "downstreams"),
     ("settings", "{bad", "not valid JSON"), ("settings", '{"distil": {}}', "unknown stage 'distil'"),
     ("settings", '{"distill": {"lr2": 1}}', "no field 'lr2'"), ("settings", '[1]', "JSON object"),
+    ("placement", "everywhere", "unknown 'everywhere'"),
 ])
 def test_bad_grids_are_refused_naming_the_field(field, value, says):
     with pytest.raises(ValueError, match=says) as e:
@@ -234,3 +235,13 @@ def test_the_paper_preset_is_the_reference_setup(tmp_path):
     cells = [j for j in plan(sweep, tmp_path) if j.task == "distill"]
     assert len(cells) == 2 * 3 * 4 * 3 * 6 and {c.config.data for c in cells} == {"cifar10"}
     assert [j.key for j in plan(sweep, tmp_path)][0] == "stages/pretrain"  # no shipped CIFAR-10 encoder
+
+
+def test_a_sweep_places_every_cell_and_calibrates_all_but_finetune_only(tmp_path):
+    from distill_core.distill import validate as validate_distill
+    cfg = sweep_config(losses="at,sp,finetune-only", placement="authors", calibrate=True)
+    cells = [j for j in plan(cfg, tmp_path) if j.task == "distill"]
+    assert {c.config.placement for c in cells} == {"authors"}
+    assert {c.config.loss: c.config.calibrate for c in cells} == {"at": True, "sp": True, "finetune-only": False}
+    for c in cells:
+        validate_distill(c.config)
