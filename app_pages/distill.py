@@ -10,6 +10,7 @@ import streamlit as st
 
 from distill_core.data.datasets import default_target, load_dataset
 from distill_core.distill import LOSSES, PLACEMENTS, RECOMMENDED, STUDENTS, TEACHERS
+from distill_core.distill.baselines import baselines_in
 from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
 from distill_core.presets import preset_for
@@ -59,6 +60,9 @@ for col, (field, registry) in zip(st.columns(3), (("teacher", TEACHERS), ("stude
                                 index=list(registry).index(RECOMMENDED[field]))
         st.caption(registry[picks[field]].title)
 spec = LOSSES[picks["loss"]]
+for b in baselines_in(picks):
+    what = "This combination is" if b.encoder == "distilled" else "Its pruned teacher alone is"
+    st.caption(f"{what} **{b.name}** ({b.cite}), scored on the same clean data and task as every other.")
 
 cfg = make_config("distill", setup, {**picks, **overrides})
 st.subheader("Settings")
@@ -123,6 +127,8 @@ if job is not None:
         summary = run["summary"]
         st.subheader("Results")
         figure_cards(summary, ROLES)
+        if summary.get("teacher") == "pruned" and summary.get("teacher_scores"):
+            figure_cards(summary, ("teacher_scores",))  # fine-pruning on its own
         if summary.get("placement"):
             used = ", ".join(f"{s} {w:.3g}" for s, w in summary["weights"].items())
             st.caption(f"Loss `{summary['loss']}` at placement **{summary['placement']}** "

@@ -65,6 +65,9 @@ def test_every_page_renders_with_its_widgets():
     at.radio(key="distill:placement").set_value("authors").run()
     assert [n.value for n in at.number_input][:4] == [0.0, 0.0, 0.0, 1.0]
     assert any("-cos of final embeddings" in c.value for c in at.caption)
+    at.radio(key="distill:loss").set_value("at").run()
+    at.radio(key="distill:student").set_value("poisoned-init").run()
+    assert any("**NAD** (Li et al., ICLR 2021)" in c.value for c in at.caption)  # the field's name for it
 
     assert open_app("inspect").title[0].value == "Inspect: where do the encoders look?"
     assert open_app("compare").title[0].value == "Compare runs"

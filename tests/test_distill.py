@@ -229,3 +229,13 @@ def test_calibrated_weights_give_attention_transfers_starting_gradient(suspiciou
                           for m, w in ((modules, calibrated.weights), (at_modules, at.weights))])
         ours, reference = (sum(n[k] for n in norms) / len(norms) for k in (0, 1))
         assert ours == pytest.approx(reference, rel=0.1), (loss, norms, record)
+
+
+def test_the_field_s_named_defences_are_their_combinations():
+    from distill_core.distill import RECOMMENDED
+    from distill_core.distill.baselines import baselines_in, defence_name
+    assert defence_name({"teacher": "finetuned", "student": "poisoned-init", "loss": "at"}) == "NAD"
+    assert defence_name({"teacher": "pruned", "student": "poisoned-init", "loss": "finetune-only"}) == "fine-tuning"
+    assert [b.name for b in baselines_in({"teacher": "pruned", "student": "warmup", "loss": "at"})] == ["fine-pruning"]
+    assert baselines_in({"teacher": "pruned", "student": "warmup", "loss": "finetune-only"}) == []  # no teacher built
+    assert defence_name(RECOMMENDED) == ""

@@ -79,7 +79,7 @@ def test_the_plan_computes_each_shared_stage_once(tmp_path):
 
 def rows_for(values):
     """Rows over two seeds: `values[(teacher, loss)] = (ca seed 0, ca seed 1)`, student warmup."""
-    return [{"attack": "badencoder", "downstream": "signs", "teacher": t, "student": "warmup", "loss": l, "seed": s,
+    return [{"attack": "badencoder", "downstream": "signs", "teacher": t, "student": "warmup", "loss": l, "defence": "", "seed": s,
              "target": "priority", "ca": v[s], "asr": 100 - v[s], "asr_all": 0.0, "clean_ca": 90.0, "asr_b": 5.0,
              "ba": 89.0, "asr_before": 99.0} for (t, l), v in values.items() for s in (0, 1)]
 
@@ -174,6 +174,8 @@ def test_tiny_sweep_over_every_combination_resumes_without_redoing_cells(killed_
         assert (out / name).is_file(), name
     assert len((out / "results.csv").read_text().splitlines()) == 145
     assert all(0 <= r["ca"] <= 100 and 0 <= r["asr"] <= 100 for r in rows)
+    named = {(r["teacher"], r["student"], r["loss"]): r["defence"] for r in rows}
+    assert named["finetuned", "poisoned-init", "at"] == "NAD" and named["pruned", "poisoned-init", "at"] == ""
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ from distill_core.runs.gallery import load_gallery
 from distill_core.runs.table import ROLES
 from distill_core.ui import image_grid
 
-ROLE_NAMES = {"clean": "Clean encoder", "poisoned": "Poisoned encoder", "distilled": "Purified encoder"}
+ROLE_NAMES = {"clean": "Clean encoder", "poisoned": "Poisoned encoder", "distilled": "Purified encoder",
+              "teacher_scores": "Fine-pruning (the pruned teacher alone)"}
 ROLE_COLORS = {"clean": "#2ca02c", "poisoned": "#d62728", "distilled": "#1f77b4"}
 
 
@@ -23,7 +24,7 @@ def figure_cards(summary: dict, roles: tuple[str, ...]) -> None:
         fig = summary.get(role)
         if not isinstance(fig, dict):
             continue
-        ca_name = {"clean": "CA", "poisoned": "BA", "distilled": "CA"}[role]
+        ca_name = "BA" if role == "poisoned" else "CA"
         asr_name = "ASR-B" if role == "clean" else "ASR"
         cols = st.columns([1.2, 1, 1, 1])
         cols[0].markdown(f"**{ROLE_NAMES[role]}**")

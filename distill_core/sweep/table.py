@@ -6,6 +6,7 @@ ASR and the clean encoder's CA and ASR-B (the floor) come from the attack stage 
 leaves the target class's own test images out (backdoor toolkits' convention); ASR-all counts them
 (BadEncoder's code). When a table varies one factor, the other two stay at the study's recommended parts
 (fine-tuned teacher, warm-up student, AT loss) where the grid has them, else the table pools over them.
+`defence` names the cells that are a defence of their own (fine-tuning, NAD; `baselines.py`).
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import statistics
 from itertools import groupby
 
 from ..distill import RECOMMENDED
+from ..distill.baselines import defence_name
 
 FIGURES = {"ca": "CA", "asr": "ASR", "asr_all": "ASR-all"}   # the purified encoder's, by row key
 BEFORE = {"clean_ca": ("clean", "ca"), "asr_b": ("clean", "asr"), "ba": ("poisoned", "ca"),
           "asr_before": ("poisoned", "asr")}
-COLUMNS = ["attack", "downstream", "target", "teacher", "student", "loss", "seed", *BEFORE, *FIGURES,
+COLUMNS = ["attack", "downstream", "target", "teacher", "student", "loss", "defence", "seed", *BEFORE, *FIGURES,
            "seconds", "distill_seconds", "config_hash", "run"]
 TABLE_FACTORS = ("teacher", "student", "loss")
 
@@ -31,7 +33,7 @@ def pct(v):
 def cell_row(cell: dict, summary: dict, config_hash: str, run: str) -> dict:
     seconds = summary.get("seconds") or {}
     before = {k: pct((summary.get(role) or {}).get(fig)) for k, (role, fig) in BEFORE.items()}
-    return {**cell, "target": summary.get("target"), **before,
+    return {**cell, "defence": defence_name(cell), "target": summary.get("target"), **before,
             **{k: pct(summary["distilled"].get(k)) for k in FIGURES},
             "seconds": round(seconds.get("total", 0), 2), "distill_seconds": round(seconds.get("distill", 0), 2),
             "config_hash": config_hash, "run": run}
