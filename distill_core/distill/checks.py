@@ -10,6 +10,10 @@ from .students import STUDENTS
 from .teachers import TEACHERS
 
 
+def check_placement(placement: str) -> None:
+    check(placement in PLACEMENTS, "placement", f"unknown {placement!r}; choose {', '.join(PLACEMENTS)}")
+
+
 def validate(cfg: DistillConfig) -> None:
     """Refuse a bad setting before any work, naming its field. The trigger and target are checked when given
     (empty: the attack's, read from its run when the distillation starts)."""
@@ -32,7 +36,7 @@ def validate(cfg: DistillConfig) -> None:
     check(0 < cfg.crop_scale <= 1, "crop_scale", f"must be in (0, 1], not {cfg.crop_scale}")
     check(cfg.log_every >= 1, "log_every", "must be at least 1")
     check(cfg.checkpoint_every >= 0, "checkpoint_every", f"cannot be negative, not {cfg.checkpoint_every}")
-    check(cfg.placement in PLACEMENTS, "placement", f"unknown {cfg.placement!r}; choose {', '.join(PLACEMENTS)}")
+    check_placement(cfg.placement)
     check(not (cfg.calibrate and LOSSES[cfg.loss].build is None), "calibrate",
           f"'{cfg.loss}' has no teacher term whose weights could be calibrated")
     given_weights(cfg)

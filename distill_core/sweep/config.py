@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields
 
 from ..attacks import ATTACKS
 from ..config import check, check_dataset, opt
-from ..distill import LOSSES, PLACEMENTS, STUDENTS, TEACHERS
+from ..distill import LOSSES, STUDENTS, TEACHERS
+from ..distill.checks import check_placement
 from ..pipeline import STAGES, StagesConfig
 
 TEACHER_LOSSES = ",".join(name for name, spec in LOSSES.items() if spec.build)  # the six the study compares
@@ -73,7 +74,7 @@ def validate(cfg: SweepConfig) -> None:
         if factor == "seed":
             check(all(v.lstrip("-").isascii() and v.lstrip("-").isdigit() for v in raw), name,
                   f"{getattr(cfg, name)!r} is not a comma-separated list of whole numbers")
-    check(cfg.placement in PLACEMENTS, "placement", f"unknown {cfg.placement!r}; choose {', '.join(PLACEMENTS)}")
+    check_placement(cfg.placement)
     for ds in levels(cfg)["downstream"]:
         check_dataset(ds, "downstreams")
     try:
