@@ -35,6 +35,10 @@ class Suspect:
     downstream: str = ""
     attack: dict | None = None  # the attack run's summary
 
+    def scored_on(self, downstream: str) -> bool:
+        """Whether the attack was scored on this downstream task, so its figures and target carry over."""
+        return self.downstream == downstream
+
 
 def read_suspect(encoder: str) -> Suspect:
     path = Path(encoder).expanduser()

@@ -67,15 +67,13 @@ class Setup:
 
     @property
     def same_task(self) -> bool:
-        """Whether the attack was scored on this downstream task, so its figures compare with ours."""
-        return self.suspect.downstream == self.cfg.downstream
+        return self.suspect.scored_on(self.cfg.downstream)
 
 
 def open_setup(cfg: DistillConfig, run: Run, cancel: CancelToken) -> Setup:
     cfg, suspect, defence, clean = open_defence(cfg, run, cancel)
     rt = defence.rt
-    same_task = suspect.downstream == cfg.downstream
-    target = cfg.target or (suspect.target if same_task else "") or default_target(cfg.downstream)
+    target = cfg.target or (suspect.target if suspect.scored_on(cfg.downstream) else "") or default_target(cfg.downstream)
     check(bool(target), "target", f"'{cfg.downstream}' has no usual target class: name one")
     trigger = make_trigger(cfg.trigger or suspect.trigger or "white", cfg.image_size)
     task = Downstream(cfg, rt, trigger, target)

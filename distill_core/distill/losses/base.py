@@ -86,6 +86,11 @@ def pooled(f: torch.Tensor) -> torch.Tensor:
     return f.float().flatten(2).mean(2) if f.ndim == 4 else f.float()
 
 
+def linear_projection(s_channels: int, t_channels: int) -> nn.Module:
+    """A learned linear map from student to teacher dimensions of a pooled embedding, or nothing when they agree."""
+    return nn.Identity() if s_channels == t_channels else nn.Linear(s_channels, t_channels, bias=False)
+
+
 def projection(s_channels: int, t_channels: int) -> nn.Module:
     """A learned 1x1 convolution from student to teacher channels, or nothing when they agree."""
     if s_channels == t_channels:

@@ -21,12 +21,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...models.resnet import STAGES
-from .base import LossSpec, Placement, pooled
+from .base import LossSpec, Placement, linear_projection, pooled
 
 
 def correlation_matrix(f: torch.Tensor, gamma: float = 0.4, order: int = 2) -> torch.Tensor:
     """[B, C, H, W] or [B, D] -> [B, B] Taylor-approximated Gaussian RBF correlations of unit vectors."""
-    v = F.normalize(f.float().flatten(2).mean(2) if f.ndim == 4 else f.float(), dim=1)
+    v = F.normalize(pooled(f), dim=1)
     dot = v @ v.T
     return sum(math.exp(-2 * gamma) * (2 * gamma) ** p / math.factorial(p) * dot.pow(p) for p in range(order + 1))
 
@@ -49,7 +49,7 @@ class ShiftedProduct(nn.Module):
 
     def __init__(self, s_channels: int, t_channels: int):
         super().__init__()
-        self.project = nn.Identity() if s_channels == t_channels else nn.Linear(s_channels, t_channels, bias=False)
+        self.project = linear_projection(s_channels, t_channels)
 
     def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         delta = (self.project(pooled(s)) - pooled(t)).abs()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import LossSpec, Placement, pooled
+from .base import LossSpec, Placement, linear_projection, pooled
 
 
 def similarity_matrix(f: torch.Tensor) -> torch.Tensor:
@@ -41,7 +41,7 @@ class NegativeCosine(nn.Module):
 
     def __init__(self, s_channels: int, t_channels: int):
         super().__init__()
-        self.project = nn.Identity() if s_channels == t_channels else nn.Linear(s_channels, t_channels, bias=False)
+        self.project = linear_projection(s_channels, t_channels)
 
     def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return -F.cosine_similarity(self.project(pooled(s)), pooled(t), dim=1).mean()
