@@ -8,7 +8,7 @@ import streamlit as st
 
 from distill_core.runs.table import ROLES, precomputed_note, row, stories
 from distill_core.sweep import table as sweep_table
-from distill_core.sweep.figures import METRICS, PAIRS, export, heatmap_figure, load_results
+from distill_core.sweep.figures import METRICS, export, heatmap_figure, load_results, pairs
 from webui.jobs import manager
 from webui.widgets import ROLE_COLORS, ROLE_NAMES
 
@@ -100,8 +100,9 @@ with sweep_tab:
         st.caption(f"Target **{start['target']}**. Before the defence: clean encoder CA {start['clean_ca']}%, "
                    f"ASR-B {start['asr_b']}%; poisoned encoder BA {start['ba']}%, ASR {start['asr_before']}%. "
                    "Each cell is the purified encoder's mean over seeds; the third part is held at the study's "
-                   "choice (framed: fine-tuned teacher, warm-up student, AT loss) where the sweep has it.")
-        for row_factor, col_factor in PAIRS:
+                   "choice (framed: fine-tuned teacher, warm-up student, AT loss) where the sweep has it, and the "
+                   "placement at the sweep's first. A sweep of several placements also shows each loss under each.")
+        for row_factor, col_factor in pairs(rows):
             for column, metric in zip(st.columns(len(METRICS)), METRICS):
                 with column:
                     fig = heatmap_figure(rows, row_factor, col_factor, metric, a, d)

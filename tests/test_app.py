@@ -187,9 +187,11 @@ def test_compare_draws_a_sweeps_heatmaps_with_png_and_svg_downloads():
     assert at.selectbox(key="compare:sweep").value == path.name
     assert at.selectbox(key="compare:story").value == "badencoder → signs"
     assert any(c.value.startswith("Target **priority**") for c in at.caption)
-    assert len(at.get("image")) == 4  # ASR and CA over teacher x loss and student x loss
+    assert len(at.get("image")) == 6  # ASR and CA over teacher x loss, student x loss and loss x placement
     labels = [b.label for b in at.get("download_button")]
-    assert labels.count("PNG") == 4 and labels.count("SVG") == 4 and "All tables (Markdown)" in labels
+    assert labels.count("PNG") == 6 and labels.count("SVG") == 6 and "All tables (Markdown)" in labels
     frames = [d.value for d in at.dataframe]
     by_loss = next(f for f in frames if "loss" in f.columns and "badencoder/signs CA" in f.columns)
     assert list(by_loss["loss"]) == ["at", "kd"]
+    side = next(f for f in frames if "authors rank" in f.columns)  # the losses under each placement, side by side
+    assert list(side["loss"]) == ["at", "kd"] and "source · badencoder/signs ASR" in side.columns

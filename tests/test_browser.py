@@ -106,8 +106,8 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots
     page.get_by_text("Tables (mean ± std over seeds)").wait_for(timeout=60_000)
     settle(page)
     no_errors(page)
-    assert page.locator('[data-testid="stImage"] img').count() == 4  # ASR and CA, teacher x loss and student x loss
-    assert page.get_by_role("button", name="SVG").count() == 4
+    assert page.locator('[data-testid="stImage"] img').count() == 6  # ASR and CA: teacher, student, placement x loss
+    assert page.get_by_role("button", name="SVG").count() == 6
     page.screenshot(path=shots / "compare-sweep.png")
 
 

@@ -33,7 +33,7 @@ def sweep_config(**kw) -> SweepConfig:
     ("seeds", "0,one", "whole numbers"), ("attacks", "", "at least one"), ("downstreams", "nope", "downstreams"),
     ("settings", "{bad", "not valid JSON"), ("settings", '{"distil": {}}', "unknown stage 'distil'"),
     ("settings", '{"distill": {"lr2": 1}}', "no field 'lr2'"), ("settings", '[1]', "JSON object"),
-    ("placement", "everywhere", "unknown 'everywhere'"),
+    ("placements", "everywhere", "unknown 'everywhere'"), ("placements", "source,calibrated", "unknown 'calibrated'"),
 ])
 def test_bad_grids_are_refused_naming_the_field(field, value, says):
     with pytest.raises(ValueError, match=says) as e:
@@ -69,17 +69,20 @@ def test_the_plan_computes_each_shared_stage_once(tmp_path):
     keys = {j.key for j in jobs}
     assert all(set(j.needs) <= keys for j in jobs) and len(keys) == len(jobs)
     cell = {j.key: j for j in by_task["distill"]}
-    assert cell["cells/drupe-signs-ensemble-warmup-at-s1"].needs == (
+    assert cell["cells/drupe-signs-ensemble-warmup-at-source-s1"].needs == (
         "stages/attack-drupe-signs", "stages/finetuned-drupe-signs-s1", "stages/warmup-s1")
-    assert cell["cells/drupe-signs-pruned-scratch-finetune-only-s0"].needs == ("stages/attack-drupe-signs",)
-    c = cell["cells/badencoder-signs-pruned-warmup-at-s0"].config
+    assert cell["cells/drupe-signs-pruned-scratch-finetune-only-source-s0"].needs == ("stages/attack-drupe-signs",)
+    c = cell["cells/badencoder-signs-pruned-warmup-at-source-s0"].config
     assert (c.teacher, c.student, c.loss, c.seed, c.score_before) == ("pruned", "warmup", "at", 0, False)
+    scored = {j.key for j in by_task["prepare"] if j.config.score_before}  # fine-pruning, a defence of its own
+    assert scored == {f"stages/pruned-{a}-signs-s{s}" for a in ("badencoder", "drupe") for s in (0, 1)}
     assert c.reuse == str(tmp_path.resolve() / "prepared") and c.epochs == 1 and c.batch_size == 32
 
 
 def rows_for(values):
     """Rows over two seeds: `values[(teacher, loss)] = (ca seed 0, ca seed 1)`, student warmup."""
-    return [{"attack": "badencoder", "downstream": "signs", "teacher": t, "student": "warmup", "loss": l, "defence": "", "seed": s,
+    return [{"attack": "badencoder", "downstream": "signs", "teacher": t, "student": "warmup", "loss": l,
+             "placement": "source", "defence": "", "seed": s,
              "target": "priority", "ca": v[s], "asr": 100 - v[s], "asr_all": 0.0, "clean_ca": 90.0, "asr_b": 5.0,
              "ba": 89.0, "asr_before": 99.0} for (t, l), v in values.items() for s in (0, 1)]
 
@@ -104,8 +107,42 @@ def test_tables_hold_the_hand_computed_means_and_spreads():
                                           "clean_ca": 90.0, "asr_b": 5.0, "ba": 89.0, "asr_before": 99.0}]
 
 
+def test_placements_side_by_side_rank_the_losses_under_each():
+    rows = [{**r, "placement": placement, "ca": r["ca"] + shift, "asr": r["asr"] + shift}
+            for placement, shift in (("source", 0.0), ("authors", 30.0))
+            for r in rows_for({("finetuned", "at"): (80.0, 84.0), ("finetuned", "sp"): (70.0, 70.0)})]
+    rows += [{**r, "placement": "source"} for r in rows_for({("finetuned", "finetune-only"): (90.0, 90.0)})]
+    side = table.placement_table(rows)  # ASR: at 18, sp 30, fine-tuning 10 (source); at 48, sp 60 (authors)
+    assert [line["loss"] for line in side] == ["at", "sp", "finetune-only"]
+    assert [line["source rank"] for line in side] == [2, 3, 1] and [line["authors rank"] for line in side] == [2, 3, 1]
+    assert side[0]["authors · badencoder/signs CA"] == {"mean": 112.0, "std": 2.83, "n": 2}
+    assert side[2]["authors · badencoder/signs ASR"]["mean"] == 10.0  # no teacher term: the same under every one
+    ys, xs, m = table.heatmap(rows, "loss", "placement", "asr", "badencoder", "signs")
+    assert (ys, xs, m) == (["at", "sp", "finetune-only"], ["source", "authors"], [[18.0, 48.0], [30.0, 60.0], [10.0, 10.0]])
+    assert table.factor_table(rows, "loss")[0]["badencoder/signs ASR"]["mean"] == 18.0  # held at the first placement
+    assert "by_placement" in table.summary_tables(rows) and "by_placement" not in table.summary_tables(rows[:4])
+
+
+def test_named_defences_stand_beside_the_studys_choice():
+    rows = rows_for({("finetuned", "at"): (80.0, 84.0), ("finetuned", "finetune-only"): (60.0, 62.0)})
+    for r in rows:
+        r["defence"] = "fine-tuning" if r["loss"] == "finetune-only" else ""
+    summary = {"attack": "badencoder", "target": "priority", "clean": {"ca": 0.9, "asr": 0.05},
+               "poisoned": {"ca": 0.89, "asr": 0.99}, "teacher_scores": {"ca": 0.7, "asr": 0.2, "asr_all": 0.25}}
+    pruned = {"attack": "badencoder", "downstream": "signs", "teacher": "pruned", "student": "", "loss": "",
+              "placement": "", "seed": 0}
+    row = table.cell_row(pruned, summary, "h", "stages/pruned-badencoder-signs-s0", encoder="teacher_scores")
+    assert (row["defence"], row["ca"], row["asr"], row["ba"], row["asr_b"]) == ("fine-pruning", 70.0, 20.0, 89.0, 5.0)
+    lines = {line["defence"]: line for line in table.defences_table([*rows, row])}
+    assert list(lines) == ["distillation (study's choice)", "fine-tuning", "fine-pruning"]
+    assert lines["fine-tuning"]["badencoder/signs CA"] == {"mean": 61.0, "std": 1.41, "n": 2}
+    assert lines["fine-pruning"]["badencoder/signs ASR"] == {"mean": 20.0, "std": 0.0, "n": 1}
+    assert table.factor_table([*rows, row], "teacher")[0]["teacher"] == "finetuned" and len(
+        table.factor_table([*rows, row], "teacher")) == 1  # the pruned teacher alone is no distillation
+
+
 def grid_file(path: Path, **kw) -> Path:
-    values = {**TINY, "settings": json.loads(TINY["settings"]), "attacks": ["badencoder", "drupe"], "seeds": [0], **kw}
+    values = {**TINY, "settings": json.loads(TINY["settings"]), "attacks": ["drupe"], "seeds": [0], **kw}
     path.write_text(json.dumps(values))  # JSON is YAML too
     return path
 
@@ -130,15 +167,15 @@ def cell_records(out: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def killed_and_rerun(tmp_path_factory):
-    """The tiny all-combination sweep (2 attacks x 4 teachers x 3 students x 6 losses), killed once about half
-    its cells are done, then rerun into the same folder."""
+    """The tiny all-combination sweep (DRUPE x 4 teachers x 3 students x 6 losses), killed once about half its
+    cells are done, then rerun into the same folder."""
     tmp = tmp_path_factory.mktemp("sweep")
     grid, out = grid_file(tmp / "grid.yaml"), tmp / "sweep"
     proc = sweep_cli(grid, out)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         done = {k: r for k, r in cell_records(out).items() if r["status"] == "done"}
-        if len(done) >= 60:
+        if len(done) >= 30:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
@@ -157,11 +194,12 @@ def killed_and_rerun(tmp_path_factory):
 def test_tiny_sweep_over_every_combination_resumes_without_redoing_cells(killed_and_rerun):
     from distill_core.runs.store import load_run
     out, before, unfinished, killed_record, summary = killed_and_rerun
-    assert 60 <= len(before) < 144 and killed_record["status"] == "running"
+    assert 30 <= len(before) < 72 and killed_record["status"] == "running"
     rows = json.loads((out / "results.json").read_text())
-    assert summary["cells"] == summary["rows"] == len(rows) == 144 and summary["cells_done_before"] == len(before)
+    assert summary["cells"] == 72 and summary["rows"] == len(rows) == 73  # and the pruned teacher alone
+    assert summary["cells_done_before"] == len(before)
     combos = {(r["attack"], r["teacher"], r["student"], r["loss"]) for r in rows}
-    assert len(combos) == 144
+    assert len(combos) == 73
     after = cell_records(out)
     for key, rec in before.items():  # finished cells were left alone
         assert after[key]["created"] == rec["created"] and after[key]["finished"] == rec["finished"], key
@@ -172,10 +210,11 @@ def test_tiny_sweep_over_every_combination_resumes_without_redoing_cells(killed_
     assert load_run(out)["status"] == "done"
     for name in ("results.csv", "tables.md", "tables.json", "tables/by_teacher.csv", "tables/by_loss.csv"):
         assert (out / name).is_file(), name
-    assert len((out / "results.csv").read_text().splitlines()) == 145
+    assert len((out / "results.csv").read_text().splitlines()) == 74
     assert all(0 <= r["ca"] <= 100 and 0 <= r["asr"] <= 100 for r in rows)
     named = {(r["teacher"], r["student"], r["loss"]): r["defence"] for r in rows}
     assert named["finetuned", "poisoned-init", "at"] == "NAD" and named["pruned", "poisoned-init", "at"] == ""
+    assert named["pruned", "", ""] == "fine-pruning" and (out / "tables/defences.csv").is_file()
 
 
 @pytest.mark.slow
@@ -241,9 +280,11 @@ def test_the_paper_preset_is_the_reference_setup(tmp_path):
 
 def test_a_sweep_places_every_cell_and_calibrates_all_but_finetune_only(tmp_path):
     from distill_core.distill import validate as validate_distill
-    cfg = sweep_config(losses="at,sp,finetune-only", placement="authors", calibrate=True)
+    cfg = sweep_config(losses="at,sp,finetune-only", placements="authors+calibrated,source")
     cells = [j for j in plan(cfg, tmp_path) if j.task == "distill"]
-    assert {c.config.placement for c in cells} == {"authors"}
-    assert {c.config.loss: c.config.calibrate for c in cells} == {"at": True, "sp": True, "finetune-only": False}
+    placed = {(c.config.loss, c.cell["placement"]): (c.config.placement, c.config.calibrate) for c in cells}
+    assert placed == {("at", "authors+calibrated"): ("authors", True), ("sp", "authors+calibrated"): ("authors", True),
+                      ("at", "source"): ("source", False), ("sp", "source"): ("source", False),
+                      ("finetune-only", "authors+calibrated"): ("authors", False)}  # nothing placed: run once
     for c in cells:
         validate_distill(c.config)

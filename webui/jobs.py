@@ -24,6 +24,7 @@ from distill_core.tasks import TASKS, make_config, run_queued
 POLL_SECONDS = 2.0         # a running job's status line and progress bar
 CHART_POLL_SECONDS = 4.0   # its live curves
 QUEUED_POLL_SECONDS = 3.0  # a queued job's view and the sidebar's job list: a place in a queue moves slowly
+QUEUED_POLL_TIERS = 4      # ... and further back, slower: 3 s next in line, 6 s at 2-3, 12 s at 4-7, 24 s beyond
 
 
 @st.cache_resource
@@ -91,6 +92,17 @@ def status_line(job: Job) -> str:
     return {"done": f"Done{took}.", "cancelled": f"Cancelled.{again}", "failed": f"Failed: {job.error}"}[job.status]
 
 
+def poll_seconds(job: Job) -> float | None:
+    """How often a view of `job` redraws: a running job every 2 s; a queued one less often the further back it
+    waits (twenty tabs queued behind one job, each redrawing every 3 s, kept the 2-core server busy enough to
+    slow the job they waited for), in tiers that double so that a view re-derives its rate only a few times."""
+    if job.status == "running":
+        return POLL_SECONDS
+    if job.status == "queued":
+        return QUEUED_POLL_SECONDS * 2 ** min(QUEUED_POLL_TIERS - 1, max(1, manager().position(job)).bit_length() - 1)
+    return None
+
+
 def live(job: Job, charts: bool = True) -> None:
     """Status, progress, cancel and live curves of `job`, redrawn while it is active (the curves less often);
     when it ends the whole page reruns once so that its results appear."""
@@ -107,11 +119,10 @@ def live(job: Job, charts: bool = True) -> None:
         if not job.active and not st.session_state.get(done_key):
             st.session_state[done_key] = True
             st.rerun(scope="app")
-        if job.status == "running" and not running:  # from queued: rerun to poll at the running rate
+        if job.active and poll_seconds(job) < every:  # started or moved up a tier: rerun to poll faster
             st.rerun(scope="app")
 
-    running = job.status == "running"
-    every = POLL_SECONDS if running else QUEUED_POLL_SECONDS if job.active else None
+    running, every = job.status == "running", poll_seconds(job)
     st.fragment(view, run_every=every)()
     if charts:
         def curves_view():
@@ -188,9 +199,9 @@ def sidebar_jobs() -> None:
     """This tab's recent jobs and the server's load, refreshed every few seconds while the tab has a job queued
     or running (every page view costs the browser a render: twenty idle tabs polling every 2 s kept two CPU
     cores 60% busy)."""
-    polling = any(j.active for j in manager().jobs(owner()))
+    rates = [poll_seconds(j) for j in manager().jobs(owner()) if j.active]
 
-    @st.fragment(run_every=QUEUED_POLL_SECONDS if polling else None)
+    @st.fragment(run_every=max(QUEUED_POLL_SECONDS, min(rates)) if rates else None)
     def view():
         jobs = manager()
         mine = jobs.jobs(owner())[:6]

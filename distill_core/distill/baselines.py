@@ -38,6 +38,7 @@ def baselines_in(choice: dict) -> list[Baseline]:
     return applies
 
 
-def defence_name(choice: dict) -> str:
-    """The student's named defence ('' if none): what a table calls this combination."""
-    return next((b.name for b in baselines_in(choice) if b.encoder == "distilled"), "")
+def defence_name(choice: dict, encoder: str = "distilled") -> str:
+    """The named defence ('' if none) that this combination's student (or, as `encoder`, its teacher) is: what a
+    table calls it."""
+    return next((b.name for b in baselines_in(choice) if b.encoder == encoder), "")

@@ -234,6 +234,16 @@ def loss_record(setup: Setup) -> dict:
             "calibration": setup.calibration}
 
 
+def suspect_figures(setup: Setup) -> dict:
+    """What the attack's own run measured on this task: its name, the clean encoder's and the poisoned one's
+    figures (a distillation without `score_before` reports these)."""
+    attack = setup.suspect.attack
+    if not attack:
+        return {}
+    same = {k: attack[k] for k in ("clean", "poisoned") if setup.same_task and k in attack}
+    return {"attack": attack.get("attack"), **same}
+
+
 def summarise(setup: Setup, scores: dict, live: LiveCurves, run: Run, seconds: dict) -> dict:
     """The run's summary: the figures before (poisoned, teacher) and after, per class, the gallery, the curves."""
     cfg, suspect, task = setup.cfg, setup.suspect, setup.task
@@ -241,14 +251,10 @@ def summarise(setup: Setup, scores: dict, live: LiveCurves, run: Run, seconds: d
                **loss_record(setup), "n_clean": len(setup.clean), "downstream": cfg.downstream,
                "target": task.classes[task.target], "trigger": cfg.trigger or suspect.trigger,
                "suspicious_encoder": str(suspect.weights)}
-    if suspect.attack:
-        summary["attack"] = suspect.attack.get("attack")
-        if setup.same_task and "clean" in suspect.attack:
-            summary["clean"] = suspect.attack["clean"]  # the attack scored the clean encoder on this task
+    summary.update(suspect_figures(setup))
     poisoned, distilled = scores["poisoned"], scores["distilled"]
     before = {"poisoned": poisoned} if poisoned else {}
-    attack_scored = (suspect.attack or {}).get("poisoned") if setup.same_task else None  # without score_before
-    summary.update({"poisoned": figures(poisoned) if poisoned else attack_scored,
+    summary.update({"poisoned": figures(poisoned) if poisoned else summary.get("poisoned"),
                     "teacher_scores": scores["teacher"] and figures(scores["teacher"]),
                     "distilled": figures(distilled),
                     "per_class": {**{k: v["per_class"] for k, v in before.items()}, "distilled": distilled["per_class"]},

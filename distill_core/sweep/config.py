@@ -13,8 +13,7 @@ from dataclasses import dataclass, fields
 
 from ..attacks import ATTACKS
 from ..config import check, check_dataset, opt
-from ..distill import LOSSES, STUDENTS, TEACHERS
-from ..distill.checks import check_placement
+from ..distill import LOSSES, PLACEMENTS, STUDENTS, TEACHERS
 from ..pipeline import STAGES, StagesConfig
 
 TEACHER_LOSSES = ",".join(name for name, spec in LOSSES.items() if spec.build)  # the six the study compares
@@ -29,17 +28,21 @@ class SweepConfig(StagesConfig):
     students: str = opt(",".join(STUDENTS), "students, comma-separated")
     losses: str = opt(TEACHER_LOSSES, "distillation losses, comma-separated")
     seeds: str = opt("0", "the defence's seeds, comma-separated (the pre-training and attacks use seed)")
-    placement: str = opt("source", "where every loss applies: source (each where its paper puts it), authors (the "
-                                   "study's defence code) or all-stages; run one sweep per placement to compare them")
-    calibrate: bool = opt(False, "scale each loss's weights to attention transfer's starting gradient (see distill)")
+    placements: str = opt("source", "where the losses apply, comma-separated: source (each where its paper puts "
+                                    "it), authors (the study's defence code) or all-stages, each also as "
+                                    "NAME+calibrated (weights scaled to attention transfer's starting gradient)")
     settings: str = opt("", "JSON of stage settings: {\"pretrain\"|\"attack\"|\"attack.drupe\"|\"distill\": "
                             "{field: value}}")
     ray: str = opt("", "run the cells on Ray: auto (this machine's cluster), local (start one here) or an "
                        "address; empty = one after another in this process")
 
 
+CALIBRATED = "+calibrated"
+WEIGHTINGS = {name: (placement, calibrated) for placement in PLACEMENTS for calibrated in (False, True)
+              for name in [placement + CALIBRATED * calibrated]}  # a placement level: (placement, calibrate)
 FACTORS = {"attack": ("attacks", ATTACKS), "downstream": ("downstreams", None), "teacher": ("teachers", TEACHERS),
-           "student": ("students", STUDENTS), "loss": ("losses", LOSSES), "seed": ("seeds", None)}
+           "student": ("students", STUDENTS), "loss": ("losses", LOSSES), "placement": ("placements", WEIGHTINGS),
+           "seed": ("seeds", None)}
 
 
 def names(text) -> list[str]:
@@ -74,7 +77,6 @@ def validate(cfg: SweepConfig) -> None:
         if factor == "seed":
             check(all(v.lstrip("-").isascii() and v.lstrip("-").isdigit() for v in raw), name,
                   f"{getattr(cfg, name)!r} is not a comma-separated list of whole numbers")
-    check_placement(cfg.placement)
     for ds in levels(cfg)["downstream"]:
         check_dataset(ds, "downstreams")
     try:

@@ -1,6 +1,7 @@
 """A sweep's heatmaps as static figures (PNG or SVG bytes, for the app's downloads and for papers): one
 metric over teacher x loss or student x loss for one attack/downstream, the study's recommended cell
-framed. Matplotlib draws off-screen (Agg), so no display is needed.
+framed, and loss x placement when the sweep has several placements (each loss's figures under each, side by
+side). Matplotlib draws off-screen (Agg), so no display is needed.
 """
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ from . import table
 from ..distill import RECOMMENDED
 
 PAIRS = (("teacher", "loss"), ("student", "loss"))   # the study's two views
+PLACEMENT_PAIR = ("loss", "placement")
+
+
+def pairs(rows: list[dict]) -> tuple[tuple[str, str], ...]:
+    """The heatmaps a sweep's rows make: the study's two, and the placements side by side when there are several."""
+    return PAIRS + ((PLACEMENT_PAIR,) if len(table.levels_of(rows, "placement")) > 1 else ())
 METRICS = {"asr": "ASR (%)", "ca": "CA (%)"}
 
 
@@ -62,11 +69,12 @@ def heatmap_figure(rows: list[dict], row_factor: str, col_factor: str, metric: s
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(col_factor)
     ax.set_ylabel(row_factor)
-    third = next(f for f in RECOMMENDED if f not in (row_factor, col_factor))
     chosen = [r for r in rows if r["attack"] == attack and r["downstream"] == ds]
-    held = RECOMMENDED[third] if any(r[third] == RECOMMENDED[third] for r in chosen) else "pooled"
-    ax.set_title(f"{METRICS.get(metric, metric)} · {attack} → {ds} · {third}: {held}", fontsize=10)
-    if RECOMMENDED[row_factor] in ys and RECOMMENDED[col_factor] in xs:  # the study's recommended parts
+    held = {f: c for f, c in table.held_choices(chosen).items() if f not in (row_factor, col_factor)
+            and (f in RECOMMENDED or len(table.levels_of(chosen, f)) > 1)}  # the placement when there are several
+    held = ", ".join(f"{f}: {c if any(r.get(f) == c for r in chosen) else 'pooled'}" for f, c in held.items())
+    ax.set_title(f"{METRICS.get(metric, metric)} · {attack} → {ds} · {held}", fontsize=10)
+    if RECOMMENDED.get(row_factor) in ys and RECOMMENDED.get(col_factor) in xs:  # the study's recommended parts
         i, j = ys.index(RECOMMENDED[row_factor]), xs.index(RECOMMENDED[col_factor])
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#1f77b4", linewidth=2.5))
     fig.colorbar(image, ax=ax, shrink=0.8)

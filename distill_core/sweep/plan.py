@@ -20,7 +20,7 @@ from ..presets import preset_encoder
 from ..events import CancelToken
 from ..runs.registry import TaskFailed, run_task
 from ..runs.store import load_run
-from .config import FACTORS, SweepConfig, levels, stage_settings
+from .config import FACTORS, WEIGHTINGS, SweepConfig, levels, stage_settings
 
 JOB_TASKS = {**STAGES, PREPARE_TASK.name: PREPARE_TASK}
 PREPARED = "prepared"  # the sweep's `reuse` folder: kept teachers and warm-up students
@@ -70,7 +70,7 @@ def plan(cfg: SweepConfig, root: Path) -> list[SweepJob]:
 
     def distill(attack: str, ds: str, **extra):
         return stage_config(cfg, "distill", encoder=str(root / attacks[attack, ds]), downstream=ds,
-                            reuse=str(root / PREPARED), score_before=False, **{**settings.get("distill", {}), **extra})
+                            reuse=str(root / PREPARED), **{"score_before": False, **settings.get("distill", {}), **extra})
 
     first = next(iter(attacks))
     warmups = {seed: add(SweepJob(f"stages/warmup-s{seed}", "prepare", distill(*first, teacher="poisoned",
@@ -79,19 +79,23 @@ def plan(cfg: SweepConfig, root: Path) -> list[SweepJob]:
     with_teacher = any(LOSSES[loss].build for loss in lv["loss"])
     kept = sorted({teacher_stage(t) for t in lv["teacher"]} - {None}) if with_teacher else []
     teachers = {(name, a, ds, seed): add(SweepJob(f"stages/{name}-{a}-{slug(ds)}-s{seed}", "prepare", distill(
-                    a, ds, teacher=name, student="poisoned-init", seed=seed), (attacks[a, ds],)))
+                    a, ds, teacher=name, student="poisoned-init", seed=seed, score_before=name == "pruned"),
+                    (attacks[a, ds],)))  # the pruned teacher is scored: fine-pruning is a defence of its own
                 for (a, ds), seed, name in product(attacks, lv["seed"], kept)}
     for values in product(*lv.values()):
         cell = dict(zip(FACTORS, values))
-        a, ds, teacher, student, loss, seed = values
+        a, ds, teacher, student, loss, weighting, seed = values
+        if not LOSSES[loss].build and weighting != lv["placement"][0]:
+            continue  # no teacher term, nothing placed: one run, under the first placement
+        placement, calibrate = WEIGHTINGS[weighting]
         needs = [attacks[a, ds]]
         if LOSSES[loss].build and teacher_stage(teacher):
             needs.append(teachers[teacher_stage(teacher), a, ds, seed])
         if student == "warmup":
             needs.append(warmups[seed])
-        add(SweepJob(f"cells/{a}-{slug(ds)}-{teacher}-{student}-{loss}-s{seed}", "distill",
-                distill(a, ds, teacher=teacher, student=student, loss=loss, seed=seed,
-                        calibrate=cfg.calibrate and bool(LOSSES[loss].build)),  # finetune-only has nothing to scale
+        add(SweepJob(f"cells/{a}-{slug(ds)}-{teacher}-{student}-{loss}-{weighting}-s{seed}", "distill",
+                distill(a, ds, teacher=teacher, student=student, loss=loss, seed=seed, placement=placement,
+                        calibrate=calibrate and bool(LOSSES[loss].build)),  # finetune-only has nothing to scale
                 tuple(needs), cell))
     return jobs
 

@@ -69,8 +69,12 @@ def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
         execute = run_locally
     execute(jobs, root, results, report, cancel, cfg.ray)
 
+    done = [job for job in jobs if results[job.key]["status"] == "done"]
     rows = [table.cell_row(job.cell, results[job.key]["summary"], config_hash(job, by_key), job.key)
-            for job in cells if results[job.key]["status"] == "done"]
+            for job in done if not job.stage]
+    rows += [table.cell_row(pruned_cell(job, results[job.key]["summary"]), results[job.key]["summary"],
+                            config_hash(job, by_key), job.key, encoder="teacher_scores")
+             for job in done if job.task == "prepare" and job.config.score_before]  # fine-pruning on its own
     files = write_tables(root, rows)
     failed = {k: r for k, r in results.items() if r["status"] != "done"}
     if failed:
@@ -80,6 +84,12 @@ def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
     return {"task": "sweep", "cells": len(cells), "rows": len(rows), "cells_done_before": done_before,
             "levels": levels(cfg),
             "files": files, "seconds": {"total": time.perf_counter() - t0}}
+
+
+def pruned_cell(job: SweepJob, summary: dict) -> dict:
+    """The factors of a scored pruned teacher's row: no student, loss or placement (it learns from none)."""
+    return {"attack": summary["attack"], "downstream": job.config.downstream, "teacher": job.config.teacher,
+            "student": "", "loss": "", "placement": "", "seed": job.config.seed}
 
 
 def write_tables(root: Path, rows: list[dict]) -> dict[str, str]:

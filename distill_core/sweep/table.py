@@ -5,8 +5,9 @@ Figures are percentages. `CA`/`ASR`/`ASR-all` are the purified encoder's; the po
 ASR and the clean encoder's CA and ASR-B (the floor) come from the attack stage the cell started from. ASR
 leaves the target class's own test images out (backdoor toolkits' convention); ASR-all counts them
 (BadEncoder's code). When a table varies one factor, the other two stay at the study's recommended parts
-(fine-tuned teacher, warm-up student, AT loss) where the grid has them, else the table pools over them.
-`defence` names the cells that are a defence of their own (fine-tuning, NAD; `baselines.py`).
+(fine-tuned teacher, warm-up student, AT loss) where the grid has them, else the table pools over them, and the
+placement at the sweep's first one. A sweep of several placements also gets `by_placement`: the losses ranked under
+each side by side. `defence` names the cells that are a defence of their own (fine-tuning, NAD; `baselines.py`).
 """
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ import io
 import statistics
 from itertools import groupby
 
-from ..distill import RECOMMENDED
+from ..distill import LOSSES, RECOMMENDED
 from ..distill.baselines import defence_name
 
 FIGURES = {"ca": "CA", "asr": "ASR", "asr_all": "ASR-all"}   # the purified encoder's, by row key
 BEFORE = {"clean_ca": ("clean", "ca"), "asr_b": ("clean", "asr"), "ba": ("poisoned", "ca"),
           "asr_before": ("poisoned", "asr")}
-COLUMNS = ["attack", "downstream", "target", "teacher", "student", "loss", "defence", "seed", *BEFORE, *FIGURES,
+COLUMNS = ["attack", "downstream", "target", "teacher", "student", "loss", "placement", "defence", "seed", *BEFORE, *FIGURES,
            "seconds", "distill_seconds", "config_hash", "run"]
 TABLE_FACTORS = ("teacher", "student", "loss")
 
@@ -30,11 +31,12 @@ def pct(v):
     return None if v is None else round(100 * v, 2)
 
 
-def cell_row(cell: dict, summary: dict, config_hash: str, run: str) -> dict:
+def cell_row(cell: dict, summary: dict, config_hash: str, run: str, encoder: str = "distilled") -> dict:
+    """A row of figures: the run's purified encoder's, or (`teacher_scores`) its teacher's."""
     seconds = summary.get("seconds") or {}
     before = {k: pct((summary.get(role) or {}).get(fig)) for k, (role, fig) in BEFORE.items()}
-    return {**cell, "defence": defence_name(cell), "target": summary.get("target"), **before,
-            **{k: pct(summary["distilled"].get(k)) for k in FIGURES},
+    return {**cell, "defence": defence_name(cell, encoder), "target": summary.get("target"), **before,
+            **{k: pct(summary[encoder].get(k)) for k in FIGURES},
             "seconds": round(seconds.get("total", 0), 2), "distill_seconds": round(seconds.get("distill", 0), 2),
             "config_hash": config_hash, "run": run}
 
@@ -69,12 +71,26 @@ def over_seeds(rows: list[dict], metric: str) -> dict:
     return mean_std(per_seed)
 
 
+def held_choices(rows: list[dict]) -> dict:
+    """What a table holds a factor it does not vary at: the study's choice, and the sweep's first placement."""
+    return {**RECOMMENDED, "placement": rows[0].get("placement") if rows else None}
+
+
 def held(rows: list[dict], varied: tuple[str, ...]) -> list[dict]:
-    """Rows with the factors not in `varied` at the study's choice, where the grid has that choice."""
-    for factor, choice in RECOMMENDED.items():
-        if factor not in varied and any(r[factor] == choice for r in rows):
-            rows = [r for r in rows if r[factor] == choice]
+    """Rows with the factors not in `varied` at their held choice, where the grid has that choice; a loss without
+    a teacher term (fine-tuning) is the same under every placement, so it stays whatever the placement."""
+    for factor, choice in held_choices(rows).items():
+        if factor not in varied and any(r.get(factor) == choice for r in rows):
+            rows = [r for r in rows if at(r, factor, choice)]
     return rows
+
+
+def at(row: dict, factor: str, level) -> bool:
+    """Whether a row counts at this level of a factor: one with nothing placed (fine-tuning, a pruned teacher
+    alone) counts at every placement."""
+    if factor == "placement" and not getattr(LOSSES.get(row["loss"]), "build", None):
+        return True
+    return row.get(factor) == level
 
 
 def attack_downstreams(rows: list[dict]) -> list[tuple[str, str]]:
@@ -82,7 +98,7 @@ def attack_downstreams(rows: list[dict]) -> list[tuple[str, str]]:
 
 
 def levels_of(rows: list[dict], factor: str) -> list:
-    return list(dict.fromkeys(r[factor] for r in rows))
+    return list(dict.fromkeys(r.get(factor) for r in rows))
 
 
 def factor_table(rows: list[dict], factor: str, metrics=("ca", "asr")) -> list[dict]:
@@ -99,12 +115,53 @@ def factor_table(rows: list[dict], factor: str, metrics=("ca", "asr")) -> list[d
     return out
 
 
+def placement_table(rows: list[dict]) -> list[dict]:
+    """The losses side by side under each placement: per placement, each attack/downstream's CA and ASR (mean ±
+    std over seeds) and the loss's rank there (1 = lowest ASR averaged over the attacks and downstreams)."""
+    rows = held(rows, ("loss", "placement"))
+    losses, placements, stories = levels_of(rows, "loss"), levels_of(rows, "placement"), attack_downstreams(rows)
+    out = [{"loss": loss} for loss in losses]
+    for placement in placements:
+        asr = {}
+        for line in out:
+            chosen = [r for r in rows if r["loss"] == line["loss"] and at(r, "placement", placement)]
+            for attack, ds in stories:
+                story = [r for r in chosen if (r["attack"], r["downstream"]) == (attack, ds)]
+                for m in ("ca", "asr"):
+                    line[f"{placement} · {attack}/{ds} {FIGURES[m]}"] = over_seeds(story, m) if story else mean_std([])
+            mean = over_seeds(chosen, "asr")["mean"] if chosen else None
+            asr[line["loss"]] = float("inf") if mean is None else mean
+        ranked = sorted(asr, key=asr.get)
+        for line in out:
+            line[f"{placement} rank"] = ranked.index(line["loss"]) + 1
+    return out
+
+
+def defences_table(rows: list[dict]) -> list[dict]:
+    """The named defences (fine-tuning, fine-pruning, NAD) beside the study's recommendation, on the same clean
+    data and evaluator: per attack/downstream, CA and ASR mean ± std over seeds."""
+    study = [r for r in held(rows, ()) if all(r[f] == c for f, c in RECOMMENDED.items())]
+    named = {"distillation (study's choice)": study,
+             **{name: [r for r in held(rows, ("teacher", "student", "loss")) if r.get("defence") == name]
+                for name in dict.fromkeys(r.get("defence") for r in rows) if name}}
+    out = []
+    for name, chosen in named.items():
+        if chosen:
+            line = {"defence": name}
+            for attack, ds in attack_downstreams(rows):
+                story = [r for r in chosen if (r["attack"], r["downstream"]) == (attack, ds)]
+                for m in ("ca", "asr"):
+                    line[f"{attack}/{ds} {FIGURES[m]}"] = over_seeds(story, m) if story else mean_std([])
+            out.append(line)
+    return out
+
+
 def cells_table(rows: list[dict]) -> list[dict]:
     """Every combination with its figures' mean ± std over seeds."""
-    keys = ("attack", "downstream", "teacher", "student", "loss")
+    keys = ("attack", "downstream", "teacher", "student", "loss", "placement")
     out = []
-    for combo in dict.fromkeys(tuple(r[k] for k in keys) for r in rows):
-        chosen = [r for r in rows if tuple(r[k] for k in keys) == combo]
+    for combo in dict.fromkeys(tuple(r.get(k) for k in keys) for r in rows):
+        chosen = [r for r in rows if tuple(r.get(k) for k in keys) == combo]
         out.append({**dict(zip(keys, combo)), **{FIGURES[m]: over_seeds(chosen, m) for m in FIGURES}})
     return out
 
@@ -123,8 +180,8 @@ def heatmap(rows: list[dict], row_factor: str, col_factor: str, metric: str, att
     """(row levels, column levels, matrix of mean-over-seeds values or None) for one attack/downstream."""
     rows = held([r for r in rows if r["attack"] == attack and r["downstream"] == ds], (row_factor, col_factor))
     ys, xs = levels_of(rows, row_factor), levels_of(rows, col_factor)
-    matrix = [[over_seeds(chosen, metric)["mean"] if (chosen := [r for r in rows if r[row_factor] == y
-                                                                 and r[col_factor] == x]) else None
+    matrix = [[over_seeds(chosen, metric)["mean"] if (chosen := [r for r in rows if at(r, row_factor, y)
+                                                                 and at(r, col_factor, x)]) else None
                for x in xs] for y in ys]
     return ys, xs, matrix
 
@@ -153,4 +210,8 @@ def summary_tables(rows: list[dict]) -> dict[str, list[dict]]:
     """The study-style tables of a sweep's rows, by name."""
     tables = {"attacks": attacks_table(rows), "cells": cells_table(rows)}
     tables.update({f"by_{factor}": factor_table(rows, factor) for factor in TABLE_FACTORS})
+    if any(r.get("defence") for r in rows):
+        tables["defences"] = defences_table(rows)
+    if len(levels_of(rows, "placement")) > 1:
+        tables["by_placement"] = placement_table(rows)
     return tables
