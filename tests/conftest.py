@@ -60,14 +60,14 @@ needs_chromium = pytest.mark.skipif(not CHROMIUM.is_file(),
 
 
 def run_tiny_sweep(store_root: Path) -> Path:
-    """A real sweep of 8 cells (two placements) at a tiny size (about 15 s) in a run store, for the pages that show
-    sweeps."""
+    """A real sweep of 4 cells (two losses under two placements) at a tiny size (about 10 s) in a run store, for
+    the pages that show sweeps."""
     import json
 
     from distill_core.runs.store import RunStore
     from distill_core.tasks import make_config, run_task
     cfg = make_config("sweep", "demo", dict(
-        device="cpu", attacks="badencoder", teachers="poisoned,finetuned", students="warmup", losses="at,kd",
+        device="cpu", attacks="badencoder", teachers="finetuned", students="warmup", losses="at,kd",
         placements="source,authors", seeds="0", attack_epochs=1, n_shadow=128, distill_epochs=1, teacher_epochs=1, warmup_epochs=1, n_clean=64,
         n_downstream_train=200, n_downstream_test=100,
         settings=json.dumps({"distill": {"batch_size": 32, "eval_every": 0}, "attack": {"eval_every": 0}})))

@@ -59,7 +59,7 @@ def test_twenty_sessions_each_run_a_tiny_attack(tmp_path):
         pages, submitted = [], {}
         t0 = time.time()
         for i in range(SESSIONS):  # each session its own browser context (cookies, storage) and tab id
-            page = browser.new_context(viewport={"width": 1400, "height": 2400}).new_page()
+            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()  # a laptop's screen
             visit(page, f"{url}/attack?lab=session{i}", "Attack: plant a backdoor")
             set_number(page, "Epochs", 1)
             set_number(page, "Shadow images", 256 + i)  # tells the sessions' runs apart

@@ -70,7 +70,8 @@ def plan(cfg: SweepConfig, root: Path) -> list[SweepJob]:
 
     def distill(attack: str, ds: str, **extra):
         return stage_config(cfg, "distill", encoder=str(root / attacks[attack, ds]), downstream=ds,
-                            reuse=str(root / PREPARED), **{"score_before": False, **settings.get("distill", {}), **extra})
+                            reuse=str(root / PREPARED),
+                            **{"score_before": False, **settings.get("distill", {}), **extra})
 
     first = next(iter(attacks))
     warmups = {seed: add(SweepJob(f"stages/warmup-s{seed}", "prepare", distill(*first, teacher="poisoned",

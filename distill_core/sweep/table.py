@@ -22,8 +22,8 @@ from ..distill.baselines import defence_name
 FIGURES = {"ca": "CA", "asr": "ASR", "asr_all": "ASR-all"}   # the purified encoder's, by row key
 BEFORE = {"clean_ca": ("clean", "ca"), "asr_b": ("clean", "asr"), "ba": ("poisoned", "ca"),
           "asr_before": ("poisoned", "asr")}
-COLUMNS = ["attack", "downstream", "target", "teacher", "student", "loss", "placement", "defence", "seed", *BEFORE, *FIGURES,
-           "seconds", "distill_seconds", "config_hash", "run"]
+COLUMNS = ["attack", "downstream", "target", "teacher", "student", "loss", "placement", "defence", "seed", *BEFORE,
+           *FIGURES, "seconds", "distill_seconds", "config_hash", "run"]
 TABLE_FACTORS = ("teacher", "student", "loss")
 
 
@@ -101,34 +101,33 @@ def levels_of(rows: list[dict], factor: str) -> list:
     return list(dict.fromkeys(r.get(factor) for r in rows))
 
 
+def by_story(chosen: list[dict], stories: list[tuple[str, str]], prefix: str = "", metrics=("ca", "asr")) -> dict:
+    """Table columns: each attack/downstream's metrics of these rows, mean ± std over seeds."""
+    out = {}
+    for attack, ds in stories:
+        story = [r for r in chosen if (r["attack"], r["downstream"]) == (attack, ds)]
+        for m in metrics:
+            out[f"{prefix}{attack}/{ds} {FIGURES[m]}"] = over_seeds(story, m) if story else mean_std([])
+    return out
+
+
 def factor_table(rows: list[dict], factor: str, metrics=("ca", "asr")) -> list[dict]:
     """One row per choice of `factor`; per attack/downstream, each metric's mean ± std over seeds."""
     rows = held(rows, (factor,))
-    out = []
-    for level in levels_of(rows, factor):
-        line = {factor: level}
-        for attack, ds in attack_downstreams(rows):
-            chosen = [r for r in rows if r[factor] == level and r["attack"] == attack and r["downstream"] == ds]
-            for m in metrics:
-                line[f"{attack}/{ds} {FIGURES[m]}"] = over_seeds(chosen, m) if chosen else mean_std([])
-        out.append(line)
-    return out
+    return [{factor: level, **by_story([r for r in rows if r[factor] == level], attack_downstreams(rows),
+                                       metrics=metrics)} for level in levels_of(rows, factor)]
 
 
 def placement_table(rows: list[dict]) -> list[dict]:
     """The losses side by side under each placement: per placement, each attack/downstream's CA and ASR (mean ±
     std over seeds) and the loss's rank there (1 = lowest ASR averaged over the attacks and downstreams)."""
     rows = held(rows, ("loss", "placement"))
-    losses, placements, stories = levels_of(rows, "loss"), levels_of(rows, "placement"), attack_downstreams(rows)
-    out = [{"loss": loss} for loss in losses]
-    for placement in placements:
+    out = [{"loss": loss} for loss in levels_of(rows, "loss")]
+    for placement in levels_of(rows, "placement"):
         asr = {}
         for line in out:
             chosen = [r for r in rows if r["loss"] == line["loss"] and at(r, "placement", placement)]
-            for attack, ds in stories:
-                story = [r for r in chosen if (r["attack"], r["downstream"]) == (attack, ds)]
-                for m in ("ca", "asr"):
-                    line[f"{placement} · {attack}/{ds} {FIGURES[m]}"] = over_seeds(story, m) if story else mean_std([])
+            line.update(by_story(chosen, attack_downstreams(rows), prefix=f"{placement} · "))
             mean = over_seeds(chosen, "asr")["mean"] if chosen else None
             asr[line["loss"]] = float("inf") if mean is None else mean
         ranked = sorted(asr, key=asr.get)
@@ -144,16 +143,7 @@ def defences_table(rows: list[dict]) -> list[dict]:
     named = {"distillation (study's choice)": study,
              **{name: [r for r in held(rows, ("teacher", "student", "loss")) if r.get("defence") == name]
                 for name in dict.fromkeys(r.get("defence") for r in rows) if name}}
-    out = []
-    for name, chosen in named.items():
-        if chosen:
-            line = {"defence": name}
-            for attack, ds in attack_downstreams(rows):
-                story = [r for r in chosen if (r["attack"], r["downstream"]) == (attack, ds)]
-                for m in ("ca", "asr"):
-                    line[f"{attack}/{ds} {FIGURES[m]}"] = over_seeds(story, m) if story else mean_std([])
-            out.append(line)
-    return out
+    return [{"defence": name, **by_story(chosen, attack_downstreams(rows))} for name, chosen in named.items() if chosen]
 
 
 def cells_table(rows: list[dict]) -> list[dict]:
