@@ -78,3 +78,13 @@ def test_the_status_line_names_the_part_and_gives_the_whole_jobs_share_and_time_
         {"t": 25.0, "kind": "step", "stage": "distill", "phase": "warmup", "step": 5, "total": 10}])
     assert status_line(job) == ("Running Distillation · warming up the student (part 2 of 3): step 5 of 10 · "
                                 "44% of the job done, about 34 s left")
+
+
+def test_queued_views_poll_less_the_further_back_they_wait(monkeypatch):
+    from types import SimpleNamespace
+
+    import webui.jobs as jobs
+    monkeypatch.setattr(jobs, "manager", lambda: SimpleNamespace(position=lambda job: job.place))
+    job = lambda status, place=0: SimpleNamespace(status=status, place=place)  # noqa: E731
+    assert [jobs.poll_seconds(job("queued", p)) for p in (1, 2, 3, 4, 7, 8, 20)] == [3, 6, 6, 12, 12, 24, 24]
+    assert jobs.poll_seconds(job("running")) == 2 and jobs.poll_seconds(job("done")) is None
