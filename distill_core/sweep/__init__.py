@@ -6,5 +6,5 @@ from .run import sweep
 __all__ = ["SWEEP_TASK", "SweepConfig", "sweep"]
 
 SWEEP_TASK = Task("sweep", SweepConfig, sweep, "The study's grid: attacks x downstreams x teachers x students x losses "
-                  "x seeds, shared stages computed once, resumable, gathered into tables (locally or on Ray).",
+                  "x placements x seeds, shared stages computed once, resumable, gathered into tables (locally or on Ray).",
                   validate, resumable=True)

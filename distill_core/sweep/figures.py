@@ -15,12 +15,12 @@ from ..distill import RECOMMENDED
 
 PAIRS = (("teacher", "loss"), ("student", "loss"))   # the study's two views
 PLACEMENT_PAIR = ("loss", "placement")
+METRICS = {"asr": "ASR (%)", "ca": "CA (%)"}
 
 
 def pairs(rows: list[dict]) -> tuple[tuple[str, str], ...]:
     """The heatmaps a sweep's rows make: the study's two, and the placements side by side when there are several."""
     return PAIRS + ((PLACEMENT_PAIR,) if len(table.levels_of(rows, "placement")) > 1 else ())
-METRICS = {"asr": "ASR (%)", "ca": "CA (%)"}
 
 
 def load_results(source: str | Path | bytes, name: str = "") -> list[dict]:
