@@ -73,7 +73,7 @@ def heatmap_figure(rows: list[dict], row_factor: str, col_factor: str, metric: s
     held = {f: c for f, c in table.held_choices(chosen).items() if f not in (row_factor, col_factor)
             and (f in RECOMMENDED or len(table.levels_of(chosen, f)) > 1)}  # the placement when there are several
     held = ", ".join(f"{f}: {c if any(r.get(f) == c for r in chosen) else 'pooled'}" for f, c in held.items())
-    ax.set_title(f"{METRICS.get(metric, metric)} · {attack} → {ds} · {held}", fontsize=10)
+    ax.set_title(f"{METRICS.get(metric, metric)} · {attack} → {ds}\n{held}", fontsize=10)  # held: its own line
     if RECOMMENDED.get(row_factor) in ys and RECOMMENDED.get(col_factor) in xs:  # the study's recommended parts
         i, j = ys.index(RECOMMENDED[row_factor]), xs.index(RECOMMENDED[col_factor])
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#1f77b4", linewidth=2.5))

@@ -119,20 +119,21 @@ def factor_table(rows: list[dict], factor: str, metrics=("ca", "asr")) -> list[d
 
 
 def placement_table(rows: list[dict]) -> list[dict]:
-    """The losses side by side under each placement: per placement, each attack/downstream's CA and ASR (mean ±
-    std over seeds) and the loss's rank there (1 = lowest ASR averaged over the attacks and downstreams)."""
+    """The losses side by side under each placement: the loss's rank under each (1 = lowest ASR averaged over
+    the attacks and downstreams), then per placement each attack/downstream's CA and ASR (mean ± std over seeds)."""
     rows = held(rows, ("loss", "placement"))
-    out = [{"loss": loss} for loss in levels_of(rows, "loss")]
-    for placement in levels_of(rows, "placement"):
-        asr = {}
+    losses, placements = levels_of(rows, "loss"), levels_of(rows, "placement")
+    under = {(loss, p): [r for r in rows if r["loss"] == loss and at(r, "placement", p)]
+             for loss in losses for p in placements}
+    out = [{"loss": loss} for loss in losses]
+    for p in placements:
+        asr = {loss: over_seeds(under[loss, p], "asr")["mean"] if under[loss, p] else None for loss in losses}
+        ranked = sorted(losses, key=lambda loss: float("inf") if asr[loss] is None else asr[loss])
         for line in out:
-            chosen = [r for r in rows if r["loss"] == line["loss"] and at(r, "placement", placement)]
-            line.update(by_story(chosen, attack_downstreams(rows), prefix=f"{placement} · "))
-            mean = over_seeds(chosen, "asr")["mean"] if chosen else None
-            asr[line["loss"]] = float("inf") if mean is None else mean
-        ranked = sorted(asr, key=asr.get)
-        for line in out:
-            line[f"{placement} rank"] = ranked.index(line["loss"]) + 1
+            line[f"{p} rank"] = ranked.index(line["loss"]) + 1
+    for line in out:
+        for p in placements:
+            line.update(by_story(under[line["loss"], p], attack_downstreams(rows), prefix=f"{p} · "))
     return out
 
 
