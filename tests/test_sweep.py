@@ -139,6 +139,8 @@ def test_named_defences_stand_beside_the_studys_choice():
     assert lines["fine-pruning"]["badencoder/signs ASR"] == {"mean": 20.0, "std": 0.0, "n": 1}
     assert table.factor_table([*rows, row], "teacher")[0]["teacher"] == "finetuned" and len(
         table.factor_table([*rows, row], "teacher")) == 1  # the pruned teacher alone is no distillation
+    from distill_core.sweep.figures import PAIRS, pairs  # its blank placement is no second placement
+    assert pairs([*rows, row]) == PAIRS and "by_placement" not in table.summary_tables([*rows, row])
 
 
 def grid_file(path: Path, **kw) -> Path:

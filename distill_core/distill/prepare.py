@@ -14,6 +14,7 @@ from ..events import CancelToken
 from ..runs.store import Run
 from .checks import validate
 from .config import DistillConfig
+from .setup import open_defence
 from .students import build_student
 from .teachers import build_teacher
 from .trainer import open_setup, suspect_figures
@@ -23,12 +24,17 @@ def prepare(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     validate(cfg)
     check(bool(cfg.reuse), "reuse", "name the folder the prepared teacher and student are kept in")
     t0 = time.perf_counter()
-    setup = open_setup(cfg, run, cancel)
-    teacher = build_teacher(setup.defence)
-    build_student(setup.defence)
-    summary = {"task": "prepare", "teacher": cfg.teacher, "student": cfg.student, "n_clean": len(setup.clean),
-               "kept": [str(p) for p in setup.defence.kept]}
-    if cfg.score_before and teacher:
+    if cfg.score_before:  # the downstream task is loaded only to score on
+        setup = open_setup(cfg, run, cancel)
+        cfg, defence, clean = setup.cfg, setup.defence, setup.clean
+    else:
+        setup = None
+        cfg, _, defence, clean = open_defence(cfg, run, cancel)
+    teacher = build_teacher(defence)
+    build_student(defence)
+    summary = {"task": "prepare", "teacher": cfg.teacher, "student": cfg.student, "n_clean": len(clean),
+               "kept": [str(p) for p in defence.kept]}
+    if setup and teacher:
         summary.update(suspect_figures(setup), target=setup.task.classes[setup.task.target],
                        teacher_scores=figures(setup.task.score(teacher.encoder)))
     return {**summary, "seconds": {"total": time.perf_counter() - t0}}

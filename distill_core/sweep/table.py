@@ -73,7 +73,7 @@ def over_seeds(rows: list[dict], metric: str) -> dict:
 
 def held_choices(rows: list[dict]) -> dict:
     """What a table holds a factor it does not vary at: the study's choice, and the sweep's first placement."""
-    return {**RECOMMENDED, "placement": rows[0].get("placement") if rows else None}
+    return {**RECOMMENDED, "placement": next(iter(levels_of(rows, "placement")), None)}
 
 
 def held(rows: list[dict], varied: tuple[str, ...]) -> list[dict]:
@@ -98,7 +98,9 @@ def attack_downstreams(rows: list[dict]) -> list[tuple[str, str]]:
 
 
 def levels_of(rows: list[dict], factor: str) -> list:
-    return list(dict.fromkeys(r.get(factor) for r in rows))
+    """The factor's values in order of appearance; a blank is none (a pruned teacher alone has no student, loss or
+    placement; results from before placements have no placement)."""
+    return list(dict.fromkeys(r[factor] for r in rows if r.get(factor) not in (None, "")))
 
 
 def by_story(chosen: list[dict], stories: list[tuple[str, str]], prefix: str = "", metrics=("ca", "asr")) -> dict:
