@@ -77,10 +77,17 @@ if spec.build is not None:
         "Calibrate weights", key="distill:calibrate",
         help="Scale the weights so this loss pulls on the student as hard as attention transfer does at the start.")
     form = f" Form: {placement.variant}." if placement.variant else ""
-    st.caption(f"`{spec.name}` ({spec.source}) here: {placement.note}.{form} Stage weights below; 0 skips a stage.")
+    st.caption(f"`{spec.name}` ({spec.source}) here: {placement.note}.{form} Stage weights below; 0 skips a stage. "
+               "*embedding* weighs the authors' optional extra term, 1 - cosine of the final embeddings.")
+    *stage_columns, embedding = st.columns(len(STAGES) + 1)
     weights = [c.number_input(s, value=float(placement.weights.get(s, 0.0)), min_value=0.0, step=100.0, format="%g",
                               key=f"distill:{spec.name}:{overrides['placement']}:{s}")
-               for c, s in zip(st.columns(4), STAGES)]
+               for c, s in zip(stage_columns, STAGES)]
+    overrides["embedding_weight"] = embedding.number_input(
+        "embedding", value=float(cfg.embedding_weight), min_value=0.0, step=10.0, format="%g",
+        key=f"distill:{setup}:embedding_weight",
+        help="Pulls the student's final embedding towards the teacher's: more of what the teacher knows about the "
+             "clean images, at some risk of what it kept of the backdoor.")
     if {s: w for s, w in zip(STAGES, weights) if w > 0} != placement.weights:
         overrides["weights"] = ",".join(f"{w:g}" for w in weights)
 s1, s2, s3, s4, s5 = st.columns(5)
@@ -131,8 +138,9 @@ if job is not None:
             figure_cards(summary, ("teacher_scores",))  # fine-pruning on its own
         if summary.get("placement"):
             used = ", ".join(f"{s} {w:.3g}" for s, w in summary["weights"].items())
+            embedding = f"; final embedding {summary['embedding_weight']:g}" if summary.get("embedding_weight") else ""
             st.caption(f"Loss `{summary['loss']}` at placement **{summary['placement']}** "
-                       f"({summary['placement_note']}): {used}.")
+                       f"({summary['placement_note']}): {used}{embedding}.")
         st.markdown("**Triggered test images** with each encoder's downstream prediction (:red[**red**]: the attacker's target):")
         gallery(run)
         weights = Path(summary["encoder"])

@@ -130,6 +130,33 @@ def test_sp_at_its_source_is_one_term_on_the_last_stage_at_3000():
     assert terms["loss"].item() == pytest.approx(info_nce(z[:4], z[4:], 0.5).item() + 3000 * sp.item(), rel=1e-5)
 
 
+def test_the_embedding_term_adds_weight_times_one_minus_cosine_of_final_embeddings():
+    from distill_core.data.augment import SimCLRAugment
+    from distill_core.device import Runtime
+    from distill_core.distill.distiller import Distiller
+    from distill_core.distill.teachers import FrozenTeacher
+    from distill_core.models.resnet import ProjectionHead, cifar_resnet18
+    from distill_core.ssl.simclr import info_nce
+
+    torch.manual_seed(0)
+    student, teacher = cifar_resnet18(0.125, input_size=16), FrozenTeacher(cifar_resnet18(0.125, input_size=16))
+    head = ProjectionHead(student.feature_dim, 16)
+    d = Distiller(student, head, teacher, LOSSES["at"].placement("source"), Runtime.create("cpu", "fp32"), lr=1e-3,
+                  weight_decay=0.0, temperature=0.5, augment=SimCLRAugment(size=16), gen=torch.Generator(),
+                  embedding_weight=7.0)
+    views = torch.rand(8, 3, 16, 16)
+    terms = d.losses(views)
+    with torch.no_grad():
+        feature, _ = student(views, stages=True)
+        teacher_feature, _ = teacher(views[:4])
+    cos = [float(s @ t / (s.norm() * t.norm())) for s, t in zip(feature[:4], teacher_feature)]
+    assert terms["embedding"].item() == pytest.approx(1 - sum(cos) / 4, rel=1e-5)
+    at = sum(w * terms[f"at.{s}"].item() for s, w in LOSSES["at"].placement("source").weights.items())
+    ssl = info_nce(head(feature)[:4], head(feature)[4:], 0.5).item()
+    assert terms["loss"].item() == pytest.approx(ssl + at + 7.0 * terms["embedding"].item(), rel=1e-5)
+    d.rt.backward(terms["loss"], d.opt)  # in fp32 too (the teacher's output is an inference tensor)
+
+
 def test_the_authors_sp_is_minus_the_cosine_of_final_embeddings():
     s, t = maps([[1.0], [0.0]]), maps([[1.0], [1.0]])  # pooled (1, 0) and (1, 1)
     assert NegativeCosine(2, 2)(s, t).item() == pytest.approx(-1 / math.sqrt(2), rel=1e-6)

@@ -2,6 +2,8 @@
 choices, so this sits above them (the trainer, `prepare`, the pipeline and sweeps call it)."""
 from __future__ import annotations
 
+import math
+
 from ..config import check, check_dataset, check_target, check_trigger, validate_common
 from ..models.resnet import MAX_WIDTH
 from .config import DistillConfig, given_weights
@@ -30,6 +32,8 @@ def validate(cfg: DistillConfig) -> None:
     check(0 <= cfg.prune_ratio < 1, "prune_ratio", f"must be in [0, 1), not {cfg.prune_ratio}")
     check(0 <= cfg.student_width <= MAX_WIDTH, "student_width",
           f"must be in [0, {MAX_WIDTH:g}], not {cfg.student_width}")
+    check(math.isfinite(cfg.embedding_weight) and cfg.embedding_weight >= 0, "embedding_weight",
+          f"must be finite and not negative, not {cfg.embedding_weight}")
     check(cfg.lr > 0, "lr", f"must be positive, not {cfg.lr}")
     check(cfg.weight_decay >= 0, "weight_decay", "cannot be negative")
     check(cfg.temperature > 0, "temperature", f"must be positive, not {cfg.temperature}")

@@ -26,6 +26,8 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
     calibrate: bool = opt(False, "scale the loss's stage weights so that its gradient on the student at the start "
                                  "is as large as attention transfer's at its source placement (measured on the "
                                  "first batches); the weights chosen are recorded")
+    embedding_weight: float = opt(0.0, "weight of the authors' optional term on the final embedding, 1 - cos(student, "
+                                       "teacher) (their -cos shifted by one), added to the loss's (0 = off)")
     student_width: float = opt(0.0, "student width multiplier (0 = the suspicious encoder's) for new students")
     teacher_epochs: int = opt(20, "SimCLR fine-tuning epochs of the finetuned teacher (lab's choice; NAD: 5-10 "
                                   "supervised epochs)")

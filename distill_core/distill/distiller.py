@@ -1,12 +1,14 @@
 """One step of the defence (after Han et al., 2024, arXiv 2403.03846, and the authors' `distillation.py`):
 the student's own SimCLR InfoNCE on the defender's clean images plus, for each chosen stage,
-weight x loss(student stage, teacher stage). Both views go through the student in one pass that also
+weight x loss(student stage, teacher stage), and optionally the code's extra term on the final embedding,
+weight x (1 - cos(student, teacher)). Both views go through the student in one pass that also
 yields its stage outputs; the frozen teacher sees the first view once per step (as in the authors' code,
 which however recomputes every stage with extra passes).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..device import Runtime
@@ -43,10 +45,11 @@ class Distiller:
 
     def __init__(self, student: nn.Module, head: nn.Module, teacher: FrozenTeacher | None,
                  placement: Placement | None, rt: Runtime, *, lr: float, weight_decay: float, temperature: float,
-                 augment, gen):
+                 augment, gen, embedding_weight: float = 0.0):
         self.student, self.head, self.teacher, self.rt = student, head, teacher, rt
         self.name = placement.loss if placement else ""
         self.weights, self.temperature = placement.weights if placement else {}, temperature
+        self.embedding_weight = embedding_weight if teacher else 0.0
         self.augment, self.gen, self.seed, self.epoch = augment, gen, gen.initial_seed(), 0
         self.stage_loss = rt.module(nn.ModuleDict({
             s: placement.build(student.stage_channels[STAGES.index(s)], teacher.stage_channels[STAGES.index(s)])
@@ -94,10 +97,14 @@ class Distiller:
             feature, maps = self.student(views, stages=True)
             z = self.head(feature)
             terms = {"ssl": info_nce(z[:n], z[n:], self.temperature)}
-            if self.weights:
-                _, teacher_maps = self.teacher(views[:n])
+            if self.weights or self.embedding_weight:
+                teacher_feature, teacher_maps = self.teacher(views[:n])
+                if self.embedding_weight:
+                    terms["embedding"] = 1 - F.cosine_similarity(first_rows(feature, n).float(),
+                                                                 teacher_feature.float()).mean()
                 for s in self.weights:
                     i = STAGES.index(s)
                     terms[f"{self.name}.{s}"] = self.stage_loss[s](first_rows(maps[i], n), teacher_maps[i])
         loss = terms["ssl"] + sum(w * terms[f"{self.name}.{s}"] for s, w in self.weights.items())
+        loss = loss + self.embedding_weight * terms.get("embedding", 0.0)
         return {"loss": loss, **terms}

@@ -167,7 +167,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     torch.manual_seed(cfg.seed)  # the same start whether teachers and students were trained, reused or scored
     distiller = Distiller(student, head, teacher, setup.placement, rt, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           temperature=cfg.temperature, augment=setup.defence.augment(),
-                          gen=setup.defence.generator("distill"))
+                          gen=setup.defence.generator("distill"), embedding_weight=cfg.embedding_weight)
     if cfg.calibrate:
         setup.placement, setup.calibration = calibrate(
             setup.placement, distiller.stage_loss, student, teacher, setup.defence.clean, rt,
@@ -227,11 +227,12 @@ def save_student(setup: Setup, distiller: Distiller, run: Run, name: str, epoch:
 
 
 def loss_record(setup: Setup) -> dict:
-    """The loss as it was applied: placement, stage weights actually used, the form (variant) and calibration."""
+    """The loss as it was applied: placement, stage weights actually used, the form (variant), the final
+    embedding's weight and calibration."""
     p = setup.placement
     return {"placement": setup.cfg.placement if p else "", "weights": p.weights if p else {},
             "variant": p.variant if p else "", "placement_note": p.note if p else "",
-            "calibration": setup.calibration}
+            "embedding_weight": setup.cfg.embedding_weight if p else 0.0, "calibration": setup.calibration}
 
 
 def suspect_figures(setup: Setup) -> dict:
