@@ -18,8 +18,8 @@ from webui.widgets import data_root_inputs, dataset_picker, figure_cards, galler
 st.title("Attack: plant a backdoor")
 st.markdown("The attacker fine-tunes a copy of a clean encoder on **shadow data** so that images carrying "
             "the **trigger** embed like **reference images** of the target class, while clean images embed "
-            "as before. BadEncoder with the defaults takes about 40 s on the demo setup and 60 s on real photos on "
-            "a 2-core AMD EPYC with native bf16; 75 s and 95 s on its laptop profile (AVX2 kernels, fp32).")
+            "as before. BadEncoder with the defaults takes about 40 s on the demo setup and 60-70 s on real photos on "
+            "2-core AMD EPYCs with native bf16; 75 s and 95-130 s on their laptop profile (AVX2 kernels, fp32).")
 
 SETUPS = {"demo": "Demo: embedded shapes → signs (offline)", "cifar": "Real photos: CIFAR-10 → a real task"}
 FIRST = {"demo": ("shapes", "signs"), "cifar": ("cifar10", "stl10")}  # each setup's shadow and downstream data

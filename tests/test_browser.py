@@ -74,6 +74,7 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots
     page.screenshot(path=shots / "attack-done.png")
 
     visit(page, f"{server}/distill", "Distill: wash the backdoor out")
+    assert page.get_by_label("embedding", exact=True).input_value() == "0"  # the demo's AT runs without the term
     for label in ("Distillation epochs", "Teacher fine-tune epochs", "Student warm-up epochs"):
         set_number(page, label, 1)
     run_to_done(page, "Run the distillation")
@@ -158,11 +159,13 @@ def test_the_real_photo_setup_from_attack_to_inspect(server, page, shots, tmp_pa
 
     visit(page, f"{server}/distill", "Distill: wash the backdoor out")
     assert page.get_by_text("160 images").count() == 1  # half the folder's 320 photos: the most the slider gives
+    assert page.get_by_label("embedding", exact=True).input_value() == "300"  # the preset's final-embedding term
     for label in ("Distillation epochs", "Teacher fine-tune epochs", "Student warm-up epochs"):
         set_number(page, label, 1)
     run_to_done(page, "Run the distillation")
     no_errors(page)
     assert len(card_values(page)) >= 9
+    assert page.get_by_text("final embedding 300", exact=False).count() == 1  # the loss as it was applied
     page.screenshot(path=shots / "distill-real-done.png")
 
     visit(page, f"{server}/inspect", "Inspect: where do the encoders look?")

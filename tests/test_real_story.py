@@ -49,3 +49,5 @@ def test_a_shortened_real_story_plants_the_backdoor_and_distillation_removes_it(
     assert s["clean"]["ca"] >= 0.5, s["clean"]  # real features: a 10-class linear probe well above chance
     assert s["poisoned"]["asr"] >= s["clean"]["asr"] + 0.3, s
     assert s["distilled"]["asr"] <= s["poisoned"]["asr"] - 0.3, s
+    distilled = json.loads((out / "distill" / "summary.json").read_text())
+    assert distilled["embedding_weight"] == 300  # the preset's AT carries the authors' final-embedding term
