@@ -239,3 +239,14 @@ def test_the_field_s_named_defences_are_their_combinations():
     assert [b.name for b in baselines_in({"teacher": "pruned", "student": "warmup", "loss": "at"})] == ["fine-pruning"]
     assert baselines_in({"teacher": "pruned", "student": "warmup", "loss": "finetune-only"}) == []  # no teacher built
     assert defence_name(RECOMMENDED) == ""
+
+
+def test_the_teachers_fine_tune_takes_teacher_lr_and_the_students_phases_lr():
+    from types import SimpleNamespace
+
+    from distill_core.distill.config import DistillConfig
+    from distill_core.distill.setup import Defence
+
+    own = SimpleNamespace(cfg=DistillConfig(lr=4e-3, teacher_lr=2e-3))
+    assert (Defence.phase_lr(own, "teacher"), Defence.phase_lr(own, "warmup")) == (2e-3, 4e-3)
+    assert Defence.phase_lr(SimpleNamespace(cfg=DistillConfig(lr=4e-3)), "teacher") == 4e-3  # 0: the student's

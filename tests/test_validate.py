@@ -33,6 +33,7 @@ BAD = [  # task, setting, value, the message's start
     ("distill", "temperature", 0.0, "temperature: must be positive, not 0.0"),
     ("distill", "weights", "1,1,1,inf", "weights: must be finite and not negative"),
     ("distill", "embedding_weight", -1.0, "embedding_weight: must be finite and not negative"),
+    ("distill", "teacher_lr", -1.0, "teacher_lr: cannot be negative, not -1.0"),
     ("distill", "checkpoint_every", -1.0, "checkpoint_every: cannot be negative, not -1.0"),
     ("pretrain", "epochs", -1, "epochs: must be at least 1, not -1"),
     ("pretrain", "epochs", float("inf"), "epochs: must be a whole number, not inf"),

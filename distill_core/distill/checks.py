@@ -35,6 +35,7 @@ def validate(cfg: DistillConfig) -> None:
     check(math.isfinite(cfg.embedding_weight) and cfg.embedding_weight >= 0, "embedding_weight",
           f"must be finite and not negative, not {cfg.embedding_weight}")
     check(cfg.lr > 0, "lr", f"must be positive, not {cfg.lr}")
+    check(cfg.teacher_lr >= 0, "teacher_lr", f"cannot be negative, not {cfg.teacher_lr}")
     check(cfg.weight_decay >= 0, "weight_decay", "cannot be negative")
     check(cfg.temperature > 0, "temperature", f"must be positive, not {cfg.temperature}")
     check(0 < cfg.crop_scale <= 1, "crop_scale", f"must be in (0, 1], not {cfg.crop_scale}")

@@ -37,6 +37,7 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
     epochs: int = opt(500, "distillation epochs (authors: 500)")
     batch_size: int = opt(128, "clean images per step (authors: 128)")
     lr: float = opt(1e-3, "Adam learning rate for the student (authors: 1e-3)")
+    teacher_lr: float = opt(0.0, "Adam learning rate of the teacher's SimCLR fine-tune (0 = lr)")
     weight_decay: float = opt(1e-6, "Adam weight decay (authors: 1e-6)")
     temperature: float = opt(0.5, "the student's InfoNCE temperature (authors: 0.5)")
     crop_scale: float = opt(0.08, "smallest RandomResizedCrop area fraction of the SimCLR views")

@@ -109,7 +109,7 @@ class Defence:
             self.emit({"kind": "log", "message": f"{phase}: reused {kept.name} (the same SimCLR run, kept before)"})
             return encoder, head
         cfg = self.cfg
-        trainer = SimCLRTrainer(encoder, head, self.rt, lr=cfg.lr, weight_decay=cfg.weight_decay,
+        trainer = SimCLRTrainer(encoder, head, self.rt, lr=self.phase_lr(phase), weight_decay=cfg.weight_decay,
                                 temperature=cfg.temperature, augment=self.augment(), gen=self.generator(phase))
         train_simclr(trainer, self.clean, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed,
                      cancel=self.cancel, emit=self.emit, phase=phase, log_every=cfg.log_every)
@@ -117,12 +117,16 @@ class Defence:
             save_prepared(kept, modules, {"phase": phase, "epochs": epochs, "seed": cfg.seed})
         return encoder, head
 
+    def phase_lr(self, phase: str) -> float:
+        """The teachers' fine-tunes may take their own rate (`teacher_lr`); the student's phases take `lr`."""
+        return self.cfg.teacher_lr or self.cfg.lr if phase == "teacher" else self.cfg.lr
+
     def kept_path(self, phase: str, modules: dict, epochs: int) -> Path | None:
         """Where this SimCLR run is kept under `reuse` (None: reuse is off)."""
         if not self.cfg.reuse:
             return None
         cfg = self.cfg
-        settings = {"phase": phase, "epochs": epochs, "seed": cfg.seed, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+        settings = {"phase": phase, "epochs": epochs, "seed": cfg.seed, "lr": self.phase_lr(phase), "weight_decay": cfg.weight_decay,
                     "temperature": cfg.temperature, "crop_scale": cfg.crop_scale, "batch_size": cfg.batch_size,
                     "device": self.rt.device.type, "precision": self.rt.precision}
         return Path(cfg.reuse).expanduser() / f"{phase}-{prepared_key(modules, self.clean, settings)}.safetensors"
