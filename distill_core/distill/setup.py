@@ -119,16 +119,16 @@ class Defence:
 
     def phase_lr(self, phase: str) -> float:
         """The teachers' fine-tunes may take their own rate (`teacher_lr`); the student's phases take `lr`."""
-        return self.cfg.teacher_lr or self.cfg.lr if phase == "teacher" else self.cfg.lr
+        return (self.cfg.teacher_lr or self.cfg.lr) if phase == "teacher" else self.cfg.lr
 
     def kept_path(self, phase: str, modules: dict, epochs: int) -> Path | None:
         """Where this SimCLR run is kept under `reuse` (None: reuse is off)."""
         if not self.cfg.reuse:
             return None
         cfg = self.cfg
-        settings = {"phase": phase, "epochs": epochs, "seed": cfg.seed, "lr": self.phase_lr(phase), "weight_decay": cfg.weight_decay,
-                    "temperature": cfg.temperature, "crop_scale": cfg.crop_scale, "batch_size": cfg.batch_size,
-                    "device": self.rt.device.type, "precision": self.rt.precision}
+        settings = {"phase": phase, "epochs": epochs, "seed": cfg.seed, "lr": self.phase_lr(phase),
+                    "weight_decay": cfg.weight_decay, "temperature": cfg.temperature, "crop_scale": cfg.crop_scale,
+                    "batch_size": cfg.batch_size, "device": self.rt.device.type, "precision": self.rt.precision}
         return Path(cfg.reuse).expanduser() / f"{phase}-{prepared_key(modules, self.clean, settings)}.safetensors"
 
     def finetuned(self) -> nn.Module:
