@@ -173,4 +173,5 @@ def test_the_real_photo_setup_from_attack_to_inspect(server, page, shots, tmp_pa
     settle(page)
     no_errors(page)
     assert page.get_by_text("The purified encoder").count() >= 1  # the reading beside the share cards
+    assert page.get_by_role("combobox", name="Stage (Grad-CAM)").input_value() == "layer3"  # photos' stage
     page.screenshot(path=shots / "inspect-real.png", full_page=True)

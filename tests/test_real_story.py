@@ -51,3 +51,8 @@ def test_a_shortened_real_story_plants_the_backdoor_and_distillation_removes_it(
     assert s["distilled"]["asr"] <= s["poisoned"]["asr"] - 0.3, s
     distilled = json.loads((out / "distill" / "summary.json").read_text())
     assert distilled["embedding_weight"] == 300  # the preset's AT carries the authors' final-embedding term
+    seen = last_json(cli("inspect", "--run", str(out), "--n-images", "64", "--out", str(tmp_path / "inspect"),
+                         "--quiet"))
+    share = {role: seen["trigger_share"][role]["mean"] for role in ("clean", "poisoned")}
+    # photos' stage; there even this 4-epoch backdoor draws attention (measured 13.7% against 9.1%)
+    assert seen["stage"] == "layer3" and share["poisoned"] >= 1.25 * share["clean"], share

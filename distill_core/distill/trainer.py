@@ -25,6 +25,7 @@ from ..data.imageset import ImageSet
 from ..data.triggers import make_trigger
 from ..evaluate.downstream import Downstream, figures
 from ..events import CancelToken
+from ..inspect.attribution import gradcam_stage
 from ..inspect.film import FILM_IMAGES, Film
 from ..models.checkpoint import save_encoder
 from ..runs.store import Run
@@ -98,7 +99,8 @@ class LiveCurves:
         self.film = None
         if self.quick and (setup.suspect.weights.parent / "trigger.npz").is_file():
             shown = self.quick.test.images[self.quick.gallery_index()[:FILM_IMAGES]]
-            self.film = Film(setup.task.trigger(to_float(shown).to(setup.defence.rt.device)), self.quick.classes)
+            self.film = Film(setup.task.trigger(to_float(shown).to(setup.defence.rt.device)), self.quick.classes,
+                             gradcam_stage(setup.cfg.downstream))
 
     def start(self, suspicious: nn.Module) -> None:
         """The starting point: the film's first frame is the suspicious encoder, before any defence (epoch -1);

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data import synthetic
 from ..models.resnet import STAGES
 
 
@@ -100,6 +101,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("occlusion", "Occlusion: the drop when a patch is blacked out", _occlusion),
     Method("smoothgrad", "SmoothGrad: saliency averaged over noisy copies", _smoothgrad),
 )}
+
+
+def gradcam_stage(downstream: str) -> str:
+    """The stage whose Grad-CAM maps resolve the trigger on `downstream`'s images: the last (4x4 maps) on the
+    embedded data's plain backgrounds, layer3 (8x8) on photos, whose texture the 4x4 maps blur the patch into.
+    Measured (share of attention on the patch, 128 images): the demo story clean / poisoned 4.3 / 36.9% on
+    layer4, 15.8 / 13.2% on layer3; six real-photo stories 9.9 / 9.0-15.8% on layer4, 11.2 / 26.6-32.5% on
+    layer3."""
+    return "layer4" if downstream in synthetic.SPECS else "layer3"
 
 
 def attribute(method: str, model: nn.Module, images: torch.Tensor, target: int | torch.Tensor = 0,

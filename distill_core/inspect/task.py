@@ -22,7 +22,7 @@ from ..runs.store import Run
 from ..runs.table import ROLE_LABELS, ROLES
 from ..ui import heat_overlay, save_labelled_rows
 from .attention import attention, spread
-from .attribution import METHODS, QUANTITIES
+from .attribution import METHODS, QUANTITIES, gradcam_stage
 from .story import load_story
 
 
@@ -30,8 +30,9 @@ from .story import load_story
 class InspectConfig(RuntimeConfig):
     run: str = opt("", "the story to inspect: an attack, distill or pipeline run directory")
     method: str = opt("gradcam", "attribution method: gradcam, ig, saliency, occlusion or smoothgrad")
-    stage: str = opt("layer4", "stage Grad-CAM explains: layer1 (32 px maps) .. layer4 (4 px maps, the last "
-                               "convolutional stage, as Grad-CAM's authors use)")
+    stage: str = opt("auto", "stage Grad-CAM explains: layer1 (32 px maps) .. layer4 (4 px maps, the last "
+                             "convolutional stage, as Grad-CAM's authors use); auto: layer4 on the embedded data, "
+                             "layer3 on photos, where layer4's maps blur the trigger into the texture")
     quantity: str = opt("predicted", "what is explained: predicted (the downstream probe's logit for its predicted "
                                      "class), target (its logit for the target class) or similarity (cosine to the "
                                      "target reference embedding)")
@@ -43,7 +44,7 @@ class InspectConfig(RuntimeConfig):
 def validate(cfg: InspectConfig) -> None:
     check(bool(cfg.run), "run", "name the run to inspect (--run DIR)")
     check(cfg.method in METHODS, "method", f"unknown '{cfg.method}'; choose {', '.join(METHODS)}")
-    check(cfg.stage in STAGES, "stage", f"unknown '{cfg.stage}'; choose {', '.join(STAGES)}")
+    check(cfg.stage in ("auto", *STAGES), "stage", f"unknown '{cfg.stage}'; choose auto, {', '.join(STAGES)}")
     check(cfg.quantity in QUANTITIES, "quantity", f"unknown '{cfg.quantity}'; choose {', '.join(QUANTITIES)}")
     check(cfg.n_images >= 1, "n_images", f"must be at least 1, not {cfg.n_images}")
     check(cfg.batch_size >= 1, "batch_size", f"must be at least 1, not {cfg.batch_size}")
@@ -57,11 +58,12 @@ def inspect_run(cfg: InspectConfig, run: Run, cancel: CancelToken) -> dict:
     story = load_story(cfg.run)
     images = story.test_images(cfg.n_images)
     x = story.trigger(to_float(images.images))
-    run({"kind": "log", "message": f"{cfg.method} on {cfg.stage if cfg.method == 'gradcam' else 'pixels'} of "
+    stage = gradcam_stage(story.downstream["downstream"]) if cfg.stage == "auto" else cfg.stage
+    run({"kind": "log", "message": f"{cfg.method} on {stage if cfg.method == 'gradcam' else 'pixels'} of "
                                    f"{len(x)} triggered {story.downstream['downstream']} images; "
                                    f"roles {', '.join(story.weights)}"})
     cancel.check()
-    seen = attention(story, story.encoders(), x, cfg.method, cfg.stage, cfg.quantity, rt, cfg.batch_size)
+    seen = attention(story, story.encoders(), x, cfg.method, stage, cfg.quantity, rt, cfg.batch_size)
     share = {role: spread(a["share"]) for role, a in seen.items()}
     similarity = {role: spread(a["similarity"]) for role, a in seen.items()}
     for role in seen:
@@ -74,7 +76,7 @@ def inspect_run(cfg: InspectConfig, run: Run, cancel: CancelToken) -> dict:
     area = (story.trigger.mask > 0).float().mean().item()
     ratios = {f"{role}/clean": share[role]["mean"] / max(share["clean"]["mean"], 1e-12)
               for role in ROLES[1:] if role in share}
-    return {"task": "inspect", "run": str(cfg.run), "method": cfg.method, "stage": cfg.stage,
+    return {"task": "inspect", "run": str(cfg.run), "method": cfg.method, "stage": stage,
             "quantity": cfg.quantity, "n_images": len(x), "target": story.target, "mask_area": area,
             "trigger_share": share, "share_ratio": ratios, "target_similarity": similarity,
             "roles": list(seen), "image": str(run.file("attention.png")),
