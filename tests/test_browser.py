@@ -74,7 +74,7 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots
     page.screenshot(path=shots / "attack-done.png")
 
     visit(page, f"{server}/distill", "Distill: wash the backdoor out")
-    assert page.get_by_label("embedding", exact=True).input_value() == "0"  # the demo's AT runs without the term
+    assert page.get_by_label("embedding", exact=True).input_value() == "300"  # the preset's final-embedding term
     for label in ("Distillation epochs", "Teacher fine-tune epochs", "Student warm-up epochs"):
         set_number(page, label, 1)
     run_to_done(page, "Run the distillation")

@@ -155,7 +155,7 @@ def test_the_reading_of_the_purified_encoder_against_hand_made_findings():
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # the demo story (if first): about 7 min on the laptop profile; the inspection seconds
 def test_the_demo_story_purified_encoder_looks_at_the_trigger_at_most_half_as_much(demo_story, tmp_path):
-    """Measured on the shipped story (128 images): clean 4.3%, poisoned 36.9%, purified 10.1%."""
+    """Measured on the shipped story (128 images): clean 4.3%, poisoned 36.9%, purified 9.5%."""
     _, s = run_task("inspect", make_config("inspect", "demo", {"run": str(demo_story[0]), "n_images": 64,
                                                                "device": "cpu"}), out=tmp_path / "i")
     share = {role: s["trigger_share"][role]["mean"] for role in ("clean", "poisoned", "distilled")}
