@@ -62,8 +62,8 @@ except ValueError as e:
 
 c1, c2, c3, c4 = st.columns(4)
 method = c1.selectbox("Method", list(METHODS), format_func=lambda m: METHODS[m].title, key="inspect:method")
-stage = c2.selectbox("Stage (Grad-CAM)", STAGES, index=STAGES.index(gradcam_stage(story.downstream["downstream"])), key=f"inspect:stage:{path}",
-                     disabled=method != "gradcam", help="layer4 is the last convolutional stage (4x4 maps); on "
+stage = c2.selectbox("Stage (Grad-CAM)", STAGES, index=STAGES.index(gradcam_stage(story.downstream["downstream"])),
+                     key=f"inspect:stage:{path}", disabled=method != "gradcam", help="layer4 is the last convolutional stage (4x4 maps); on "
                      "photos layer3's 8x8 maps find the trigger, which layer4 blurs into the texture")
 quantity = c3.selectbox("Explained value", list(QUANTITIES), format_func=QUANTITIES.get, key="inspect:quantity")
 n = c4.select_slider("Images for the figures", [16, 32, 64, 128], value=64, key="inspect:n")
