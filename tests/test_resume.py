@@ -55,8 +55,11 @@ def outcome(path, summary) -> dict:
 
 
 def same(a: dict, b: dict) -> bool:
-    return a["figures"] == b["figures"] and a["weights"].keys() == b["weights"].keys() and all(
-        torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
+    return a["figures"] == b["figures"] and same_weights(a["weights"], b["weights"])
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def epochs_of(run) -> list[int]:
@@ -71,6 +74,17 @@ def test_the_same_seed_and_config_give_identical_metrics_and_weights(config, uni
     assert not (uninterrupted[0] / STATE_FILE).exists()  # a finished run keeps no resume state
     other = run_task("distill", make_config("distill", "demo", {**config.__dict__, "seed": 1}), out=tmp_path / "seed1")
     assert not same(outcome(*uninterrupted), outcome(*other))  # and the seed does matter
+
+
+def test_live_estimates_leave_the_training_untouched(config, uninterrupted, tmp_path):
+    """Presets choose how often to estimate by its cost alone: estimating every epoch, or never, trains the
+    very same student."""
+    weights = outcome(*uninterrupted)["weights"]
+    for every in (1, 0):
+        path, summary = run_task("distill", make_config("distill", "demo", {**vars(config), "eval_every": every}),
+                                 out=tmp_path / f"every-{every}")
+        assert len(summary["curves"]) == (config.epochs + 1 if every else 0)
+        assert same_weights(weights, outcome(path, summary)["weights"])
 
 
 KILL_AT_EPOCH = f"""
