@@ -16,24 +16,26 @@ from distill_core.data.triggers import make_trigger
 from distill_core.device import Runtime
 from distill_core.models.resnet import cifar_resnet18
 
+from . import shapes
 from .timing import flops, interleaved
 
 COLUMNS = ["attack", "model", "batch", "precision", "images_per_s", "ceiling_images_per_s", "ratio", "tflops"]
 
 
 def cases(rt: Runtime) -> list[tuple]:
-    """(label, width, shadow batch, augmented copies per reference): the demo's, then full width."""
+    """(label, encoder shape, shadow batch, augmented copies per reference): the demo's, then full width."""
+    demo, full = [(shapes.label(name, s), s) for name, s in (("demo", shapes.demo()), ("full", shapes.full()))]
     if rt.device.type == "cuda":
-        return [("demo (width 0.25)", 0.25, 256, 32), ("full (width 1.0)", 1.0, 256, 256)]
-    return [("demo (width 0.25)", 0.25, 128, 32), ("full (width 1.0)", 1.0, 32, 32)]
+        return [(*demo, 256, 32), (*full, 256, 256)]
+    return [(*demo, 128, 32), (*full, 32, 32)]
 
 
-def bench_case(name: str, width: float, batch: int, augs: int, rt: Runtime, repeats: int) -> dict:
+def bench_case(name: str, shape: dict, batch: int, augs: int, rt: Runtime, repeats: int) -> dict:
     torch.manual_seed(0)
     attack = ATTACKS[name]
     cfg = attack.config(batch_size=batch, ref_augs=augs, lr=0.01)
     gen = torch.Generator(device=rt.device).manual_seed(0)
-    encoder = freeze_for_attack(rt.module(cifar_resnet18(width)))
+    encoder = freeze_for_attack(rt.module(cifar_resnet18(**shape)))
     k = cfg.n_refs
     refs = torch.rand(k, 3, 32, 32, device=rt.device)
     step = AttackStep(encoder, attack.objective(cfg, gen), rt, cfg, make_trigger("white", 32), refs,
@@ -60,5 +62,5 @@ def bench_case(name: str, width: float, batch: int, augs: int, rt: Runtime, repe
 def run(device: str = "auto", repeats: int = 5) -> list[dict]:
     rt = Runtime.create(device, "auto")
     return [{"bench": "attack step", "attack": name, "model": label, "batch": batch, "precision": rt.precision,
-             **bench_case(name, width, batch, augs, rt, repeats)}
-            for name in ("badencoder", "drupe") for label, width, batch, augs in cases(rt)]
+             **bench_case(name, shape, batch, augs, rt, repeats)}
+            for name in ("badencoder", "drupe") for label, shape, batch, augs in cases(rt)]

@@ -11,6 +11,7 @@ import torch
 from distill_core.data.augment import SimCLRAugment
 from distill_core.device import Runtime
 
+from . import shapes
 from .distill import make_distiller
 from .timing import interleaved
 
@@ -21,13 +22,14 @@ def run(device: str = "auto", repeats: int = 5) -> list[dict]:
     rt = Runtime.create(device, "auto")
     batch = 128
     augment, gen = SimCLRAugment(size=32, scale=(0.2, 1.0)), torch.Generator(device=rt.device).manual_seed(0)
-    distiller = make_distiller(0.25, rt, augment, gen)
+    demo = shapes.demo()
+    distiller = make_distiller(demo, rt, augment, gen)
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=rt.device)
 
     def produce():
         rt.prepare(torch.cat((augment(images, gen), augment(images, gen)))).sum().item()
 
     t = interleaved({"produce": produce, "consume": lambda: distiller.step(images)["loss"].item()}, repeats=repeats)
-    return [{"bench": "augmentation", "model": "demo (width 0.25)", "batch": batch, "precision": rt.precision,
+    return [{"bench": "augmentation", "model": shapes.label("demo", demo), "batch": batch, "precision": rt.precision,
              "produced_views_per_s": 2 * batch / t["produce"], "consumed_views_per_s": 2 * batch / t["consume"],
              "supply_over_demand": t["consume"] / t["produce"]}]

@@ -20,12 +20,12 @@ COLUMNS = ["model", "batch", "precision", "compile_s", "eager_images_per_s", "co
 
 def run(device: str = "auto", repeats: int = 5) -> list[dict]:
     rows = []
-    for label, width, batch in cases(Runtime.create(device, "auto")):
+    for label, shape, batch in cases(Runtime.create(device, "auto")):
         steps = {}
         for compiled in (False, True):
             rt = Runtime.create(device, "auto", compile=compiled)
             augment, gen = SimCLRAugment(size=32), torch.Generator(device=rt.device).manual_seed(0)
-            steps[compiled] = make_distiller(width, rt, augment, gen)
+            steps[compiled] = make_distiller(shape, rt, augment, gen)
         images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=rt.device)
         t = time.perf_counter()
         steps[True].step(images)["loss"].item()

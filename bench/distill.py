@@ -20,28 +20,30 @@ from distill_core.distill.distiller import Distiller
 from distill_core.models.resnet import ProjectionHead, cifar_resnet18
 from distill_core.ssl.simclr import info_nce
 
+from . import shapes
 from .timing import flops, interleaved
 
 
 def cases(rt: Runtime) -> list[tuple]:
-    """(label, width, batch): the demo's batch; full width at a CPU-sized batch, or the study's 128 on a GPU."""
-    if rt.device.type == "cuda":
-        return [("demo (width 0.25)", 0.25, 128), ("full (width 1.0)", 1.0, 128)]
-    return [("demo (width 0.25)", 0.25, 128), ("full (width 1.0)", 1.0, 32)]
+    """(label, encoder shape, batch): the demo's batch; full width at a CPU-sized batch, or the study's 128 on a GPU."""
+    demo, full = shapes.demo(), shapes.full()
+    return [(shapes.label("demo", demo), demo, 128), (shapes.label("full", full), full, 128 if rt.device.type == "cuda" else 32)]
 
 
-def make_distiller(width: float, rt: Runtime, augment: SimCLRAugment, gen: torch.Generator) -> Distiller:
-    """A fresh student and teacher of `width`, AT on all four stages at the study's weight."""
+def make_distiller(shape: dict, rt: Runtime, augment: SimCLRAugment, gen: torch.Generator) -> Distiller:
+    """A fresh student and teacher of this shape (`cifar_resnet18`'s arguments), AT on all four stages at the
+    study's weight."""
     torch.manual_seed(0)
-    student, head = rt.module(cifar_resnet18(width)), rt.module(ProjectionHead(int(512 * width)))
-    teacher = rt.module(FrozenTeacher(cifar_resnet18(width)))
+    student = rt.module(cifar_resnet18(**shape))
+    head = rt.module(ProjectionHead(student.feature_dim))
+    teacher = rt.module(FrozenTeacher(cifar_resnet18(**shape)))
     return Distiller(student, head, teacher, LOSSES["at"].placement("authors"), rt, lr=1e-3,
                      weight_decay=1e-6, temperature=0.5, augment=augment, gen=gen)
 
 
-def bench_case(width: float, batch: int, rt: Runtime, repeats: int) -> dict:
+def bench_case(shape: dict, batch: int, rt: Runtime, repeats: int) -> dict:
     augment, gen = SimCLRAugment(size=32), torch.Generator(device=rt.device).manual_seed(0)
-    distiller = make_distiller(width, rt, augment, gen)
+    distiller = make_distiller(shape, rt, augment, gen)
     student, head, teacher, weights = distiller.student, distiller.head, distiller.teacher, distiller.weights
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=rt.device)
     views = rt.prepare(torch.rand(2 * batch, 3, 32, 32, device=rt.device))
@@ -80,7 +82,7 @@ def bench_case(width: float, batch: int, rt: Runtime, repeats: int) -> dict:
 def run(device: str = "auto", repeats: int = 5) -> list[dict]:
     rt = Runtime.create(device, "auto")
     return [{"bench": "distill step", "model": label, "batch": batch, "precision": rt.precision,
-             **bench_case(width, batch, rt, repeats)} for label, width, batch in cases(rt)]
+             **bench_case(shape, batch, rt, repeats)} for label, shape, batch in cases(rt)]
 
 
 COLUMNS = ["model", "batch", "precision", "images_per_s", "ceiling_images_per_s", "ratio",

@@ -41,12 +41,12 @@ def run(dev: str = "auto", repeats: int = 5) -> list[dict]:
     for width in WIDTHS:
         images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8)
         gen = torch.Generator().manual_seed(0)
-        steppers = {"ours": make_distiller(width, rt, SimCLRAugment(size=32), gen),
-                    "nchw": make_distiller(width, Runtime.create(dev, rt.precision, channels_last=False),
+        steppers = {"ours": make_distiller({"width": width}, rt, SimCLRAugment(size=32), gen),
+                    "nchw": make_distiller({"width": width}, Runtime.create(dev, rt.precision, channels_last=False),
                                            SimCLRAugment(size=32), gen)}
         if safe:
             with unguarded():
-                steppers["plain"] = make_distiller(width, rt, SimCLRAugment(size=32), gen)
+                steppers["plain"] = make_distiller({"width": width}, rt, SimCLRAugment(size=32), gen)
         t = interleaved({k: (lambda d=d: d.step(images)["loss"].item()) for k, d in steppers.items()}, repeats)
         rows.append({"bench": "narrow", "width": width, "precision": rt.precision,
                      "images_per_s": batch / t["ours"], "nchw_images_per_s": batch / t["nchw"],

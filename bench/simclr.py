@@ -12,18 +12,20 @@ from distill_core.device import Runtime
 from distill_core.models.resnet import ProjectionHead, cifar_resnet18
 from distill_core.ssl.simclr import SimCLRTrainer
 
+from . import shapes
 from .timing import flops, interleaved
 
 def cases(rt: Runtime) -> list[tuple]:
-    """(label, width, batch): CPU-sized batches, or BadEncoder's pre-training batch (256) on a GPU."""
-    if rt.device.type == "cuda":
-        return [("demo (width 0.25)", 0.25, 512), ("full (width 1.0)", 1.0, 256)]
-    return [("demo (width 0.25)", 0.25, 256), ("full (width 1.0)", 1.0, 64)]
+    """(label, encoder shape, batch): CPU-sized batches, or BadEncoder's pre-training batch (256) on a GPU."""
+    demo, full = shapes.demo(), shapes.full()
+    gpu = rt.device.type == "cuda"
+    return [(shapes.label("demo", demo), demo, 512 if gpu else 256), (shapes.label("full", full), full, 256 if gpu else 64)]
 
 
-def bench_case(width: float, batch: int, rt: Runtime, repeats: int) -> dict:
+def bench_case(shape: dict, batch: int, rt: Runtime, repeats: int) -> dict:
     torch.manual_seed(0)
-    enc, head = rt.module(cifar_resnet18(width)), rt.module(ProjectionHead(int(512 * width)))
+    enc = rt.module(cifar_resnet18(**shape))
+    head = rt.module(ProjectionHead(enc.feature_dim))
     trainer = SimCLRTrainer(enc, head, rt, gen=torch.Generator(device=rt.device).manual_seed(0))
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=rt.device)
     views = rt.prepare(torch.rand(2 * batch, 3, 32, 32, device=rt.device))
@@ -48,8 +50,8 @@ def run(device: str = "auto", repeats: int = 5) -> list[dict]:
     for precision in ("fp32", "auto"):
         for channels_last in ((False, True) if precision == "fp32" else (True,)):
             rt = Runtime.create(device, precision, channels_last)
-            for label, width, batch in cases(rt):
-                r = bench_case(width, batch, rt, repeats)
+            for label, shape, batch in cases(rt):
+                r = bench_case(shape, batch, rt, repeats)
                 rows.append({"bench": "simclr step", "model": label, "batch": batch, "precision": rt.precision,
                              "channels_last": channels_last, **r})
     return rows

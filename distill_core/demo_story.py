@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from .device import Runtime
 from .inspect.attention import downstream_task
 from .inspect.story import load_story
-from .models.checkpoint import FORMAT, read_checkpoint
+from .models.checkpoint import FORMAT, encoder_shape, read_checkpoint
 from .presets import DEMO_ENCODER, STORIES
 from .files import read_json, write_json
 from .runs.store import RunStore
@@ -57,7 +57,7 @@ def make(dest: Path = STORIES) -> Path:
 def demo_speed(rt: Runtime) -> float:
     """This device's training speed at the demo encoder's size (image passes per second)."""
     meta = read_checkpoint(DEMO_ENCODER)[1]
-    return passes_per_second(rt, meta["width"], meta["input_size"])
+    return passes_per_second(rt, encoder_shape(meta))
 
 
 def seconds_here(story: dict, speed: float) -> float:

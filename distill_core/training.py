@@ -33,12 +33,13 @@ def simclr_passes(batch_size: int) -> int:
     return 2 * batch_size * FORWARD_BACKWARD
 
 
-def passes_per_second(rt, width: float, input_size: int, batch_size: int = 64, steps: int = 3) -> float:
-    """Image passes per second of a training step of an encoder of this size on `rt`'s device, measured over a
-    few steps after one to warm up (about a second on a laptop CPU at the demo's size)."""
-    encoder = rt.module(cifar_resnet18(width, input_size=input_size))
+def passes_per_second(rt, shape: dict, batch_size: int = 64, steps: int = 3) -> float:
+    """Image passes per second of a training step of an encoder of this `shape` (`cifar_resnet18`'s arguments) on
+    `rt`'s device, measured over a few steps after one to warm up (about a second on a laptop CPU at the demo's size)."""
+    encoder = rt.module(cifar_resnet18(**shape))
     opt = rt.optimizer(torch.optim.SGD, encoder.parameters(), lr=0.0)
-    x = rt.prepare(torch.rand(batch_size, 3, input_size, input_size, device=rt.device))
+    size = encoder.input_size
+    x = rt.prepare(torch.rand(batch_size, 3, size, size, device=rt.device))
 
     def step():
         with rt.autocast():

@@ -31,6 +31,16 @@ def test_safetensors_round_trip_with_sidecar(tmp_path):
     assert meta["width"] == 0.25 and meta["feature_dim"] == 128 and meta["provenance"] == {"note": "test"}
 
 
+def test_the_stem_stride_travels_in_the_sidecar_and_older_sidecars_mean_1(tmp_path):
+    enc = cifar_resnet18(0.25, stem_stride=2).eval()
+    path = save_encoder(tmp_path / "enc", enc)
+    loaded, _, meta = load_encoder(path)
+    x = torch.rand(2, 3, 32, 32)
+    assert meta["stem_stride"] == 2 and loaded.stem_stride == 2 and torch.equal(loaded.eval()(x), enc(x))
+    _edit_sidecar(path, _lacks("stem_stride"))
+    assert load_encoder(path)[0].stem_stride == 1
+
+
 def _badencoder_layout(enc, head) -> dict:
     """A state dict laid out as BadEncoder's SimCLR model: f.f = [conv1, bn1, relu, layer1..4, avgpool]."""
     index = {"conv1.": "f.f.0.", "bn1.": "f.f.1.", "layer1.": "f.f.3.", "layer2.": "f.f.4.",
@@ -151,6 +161,7 @@ def _sets(key, value):
     (_sets("input_size", -32), "says input_size = -32; it must be a whole number of pixels from 8 to 512"),
     (_sets("input_size", 32.5), "says input_size = 32.5;"),
     (_sets("input_size", "32px"), 'says input_size = "32px";'),
+    (_sets("stem_stride", 3), "says stem_stride = 3; it must be one of 1, 2"),
     (_sets("head_dim", 0), "says head_dim = 0;"),
     (_sets("head_dim", 128.0), "says head_dim = 128.0; it must be null or a whole number"),
     (_sets("normalization", {"mean": [0.5, 0.5, 0.5], "std": [0.2, 0.0, 0.2]}), "says normalization ="),

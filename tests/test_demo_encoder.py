@@ -7,7 +7,7 @@ import torch
 from distill_core.config import DownstreamConfig
 from distill_core.device import Runtime
 from distill_core.evaluate.downstream import Downstream
-from distill_core.models.checkpoint import load_encoder
+from distill_core.models.checkpoint import encoder_shape, load_encoder
 from distill_core.models.resnet import cifar_resnet18
 from distill_core.presets import DEMO_ENCODER
 
@@ -21,7 +21,7 @@ def test_shipped_demo_encoder_is_good_and_its_sidecar_is_true():
     task = Downstream(cfg, rt)
     ca = task.score(rt.module(encoder))["ca"]
     torch.manual_seed(saved["seed"])
-    random_ca = task.score(rt.module(cifar_resnet18(meta["width"])))["ca"]
+    random_ca = task.score(rt.module(cifar_resnet18(**encoder_shape(meta))))["ca"]
     assert ca == pytest.approx(recorded["ca_simclr"], abs=0.02)
     assert ca >= 0.70 and ca - random_ca >= 0.25, (ca, random_ca)
     assert head is not None and meta["provenance"]["command"].startswith("python -m distill_core pretrain")

@@ -46,6 +46,16 @@ def test_all_72_combinations_run_end_to_end(suspicious, tmp_path):
         assert encoder.width == width and head is not None and meta["provenance"]["loss"] == loss
 
 
+def test_new_students_take_the_suspicious_encoder_s_stem_stride(tmp_path):
+    path = tmp_path / "stride2.safetensors"
+    torch.manual_seed(0)
+    save_encoder(path, cifar_resnet18(0.0625, input_size=16, stem_stride=2))
+    cfg = DistillConfig(**{**TINY, "score_before": False}, encoder=str(path), student="scratch", loss="at")
+    run_task("distill", cfg, out=tmp_path / "out")
+    encoder, _, meta = load_encoder(tmp_path / "out" / "encoder.safetensors")
+    assert (encoder.stem_stride, encoder.width, meta["stem_stride"]) == (2, 0.125, 2)
+
+
 def test_finetune_only_builds_no_teacher_and_curves_start_at_epoch_0(suspicious, tmp_path):
     cfg = DistillConfig(**{**TINY, "epochs": 2, "eval_every": 1}, encoder=suspicious, loss="finetune-only")
     _, s = run_task("distill", cfg, out=tmp_path / "ft")

@@ -17,6 +17,18 @@ def test_encoder_stages_and_feature(width, channels):
     assert torch.allclose(feature, stages[-1].mean((2, 3)))
 
 
+def test_a_stride_2_stem_halves_every_stage_and_its_shape_rebuilds_it():
+    enc = cifar_resnet18(0.25, stem_stride=2).eval()
+    _, stages = enc(torch.rand(2, 3, 32, 32), stages=True)
+    assert [s.shape[-1] for s in stages] == [16, 8, 4, 2]
+    twin = cifar_resnet18(**enc.shape).eval()
+    twin.load_state_dict(enc.state_dict())
+    x = torch.rand(1, 3, 32, 32)
+    assert twin.stem_stride == 2 and torch.equal(twin(x), enc(x))
+    with pytest.raises(ValueError, match="stem_stride must be one of"):
+        cifar_resnet18(0.25, stem_stride=4)
+
+
 def test_encoder_normalises_its_input():
     enc = cifar_resnet18(0.25).eval()
     x = torch.rand(1, 3, 32, 32)

@@ -9,7 +9,7 @@ from conftest import CIFAR10_MINI, cli, last_json, needs_cifar10_mini
 from distill_core.config import DownstreamConfig
 from distill_core.device import Runtime
 from distill_core.evaluate.downstream import Downstream
-from distill_core.models.checkpoint import load_encoder
+from distill_core.models.checkpoint import encoder_shape, load_encoder
 from distill_core.models.resnet import cifar_resnet18
 from distill_core.presets import CIFAR_ENCODER
 
@@ -26,7 +26,7 @@ def test_shipped_real_image_encoder_is_what_its_sidecar_says():
     task = Downstream(DownstreamConfig(downstream=SAMPLE, **sizes), rt)
     ca = task.score(rt.module(encoder))["ca"]
     torch.manual_seed(0)
-    random_ca = task.score(rt.module(cifar_resnet18(meta["width"])))["ca"]
+    random_ca = task.score(rt.module(cifar_resnet18(**encoder_shape(meta))))["ca"]
     assert ca == pytest.approx(recorded["ca_simclr"], abs=0.02)  # re-scored here: on the CPU, in fp32
     assert ca - random_ca >= 0.15, (ca, random_ca)
     assert head is not None and CIFAR_ENCODER.stat().st_size <= 12 * 2**20

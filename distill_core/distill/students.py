@@ -22,8 +22,7 @@ from .setup import Defence
 
 def _fresh(d: Defence) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(d.cfg.seed)
-    width = d.cfg.student_width or d.suspicious.width
-    encoder = cifar_resnet18(width, input_size=d.suspicious.input_size, **d.suspicious.normalization)
+    encoder = cifar_resnet18(**{**d.suspicious.shape, "width": d.cfg.student_width or d.suspicious.width})
     return encoder, ProjectionHead(encoder.feature_dim, d.head_dim)
 
 

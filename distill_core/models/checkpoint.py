@@ -4,7 +4,7 @@ Our format: `NAME.safetensors` holds the backbone's state dict (and the projecti
 when saved with one); `NAME.json` beside it says how to rebuild and feed it:
 
     {"format": "distill_core.encoder/1", "arch": "cifar_resnet18", "width": 0.25, "input_size": 32,
-     "feature_dim": 128, "normalization": {"mean": [...], "std": [...]}, "head_dim": 128 | null,
+     "stem_stride": 1 | 2 (absent: 1), "feature_dim": 128, "normalization": {"mean": [...], "std": [...]}, "head_dim": 128 | null,
      "provenance": {...}}
 
 Foreign `.pt/.pth/.tar` files load only through `torch.load(weights_only=True)`: a pickle that would
@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from ..files import write_atomic, write_json
-from .resnet import CIFAR10_MEAN, CIFAR10_STD, MAX_WIDTH, ProjectionHead, ResNetEncoder, stage_channels
+from .resnet import CIFAR10_MEAN, CIFAR10_STD, MAX_WIDTH, STEM_STRIDES, ProjectionHead, ResNetEncoder, stage_channels
 
 FORMAT = "distill_core.encoder/1"
 ARCH = "cifar_resnet18"
@@ -45,7 +45,7 @@ def sidecar_path(path: Path | str) -> Path:
 
 def describe_encoder(encoder: ResNetEncoder, head: ProjectionHead | None = None, provenance: dict | None = None) -> dict:
     return {"format": FORMAT, "arch": ARCH, "width": encoder.width, "input_size": encoder.input_size,
-            "feature_dim": encoder.feature_dim, "normalization": encoder.normalization,
+            "stem_stride": encoder.stem_stride, "feature_dim": encoder.feature_dim, "normalization": encoder.normalization,
             "head_dim": head.net[-1].out_features if head is not None else None,
             "provenance": provenance or {}}
 
@@ -170,6 +170,7 @@ SIDECAR: dict[str, tuple[bool, Callable[[object], bool], str]] = {
     "arch": (False, lambda v: v == ARCH, f"'{ARCH}', the only architecture the lab builds"),
     "width": (True, lambda v: _number(v) and 0 < v <= MAX_WIDTH, f"a width multiplier in (0, {MAX_WIDTH:g}]"),
     "input_size": (False, lambda v: _whole(v) and 8 <= v <= 512, "a whole number of pixels from 8 to 512"),
+    "stem_stride": (False, lambda v: _whole(v) and v in STEM_STRIDES, f"one of {', '.join(map(str, STEM_STRIDES))}"),
     "normalization": (False, lambda v: v is None or (isinstance(v, dict) and _triple(v.get("mean"))
                                                      and _triple(v.get("std"), positive=True)),
                       "null or {\"mean\": [3 numbers], \"std\": [3 positive numbers]}"),
@@ -236,13 +237,18 @@ def read_checkpoint(path: Path | str) -> tuple[dict, dict]:
     return sd, meta
 
 
+def encoder_shape(meta: dict) -> dict:
+    """The `ResNetEncoder` arguments a sidecar describes (older sidecars: CIFAR defaults)."""
+    norm = meta.get("normalization") or {"mean": CIFAR10_MEAN, "std": CIFAR10_STD}
+    return {"width": meta["width"], "input_size": meta.get("input_size", 32), "stem_stride": meta.get("stem_stride", 1),
+            "mean": tuple(norm["mean"]), "std": tuple(norm["std"])}
+
+
 def load_encoder(path: Path | str, with_head: bool = False):
     """Rebuild the encoder (and head, if saved and asked for) on the CPU; returns (encoder, head, sidecar)."""
     sd, meta = read_checkpoint(path)
     name = Path(path).name
-    norm = meta.get("normalization") or {"mean": CIFAR10_MEAN, "std": CIFAR10_STD}
-    encoder = ResNetEncoder(width=meta["width"], input_size=meta.get("input_size", 32),
-                            mean=tuple(norm["mean"]), std=tuple(norm["std"]))
+    encoder = ResNetEncoder(**encoder_shape(meta))
     backbone = {k: v for k, v in sd.items() if not k.startswith("head.")}
     _load_checked(encoder, backbone, name)
     head = None

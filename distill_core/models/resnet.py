@@ -5,6 +5,10 @@ stem and the max-pool with a single 3x3/1 convolution and drops the classifier. 
 torchvision's ResNet (`conv1`, `bn1`, `layer1..4`, `downsample.0/1`), so foreign state dicts map onto
 it by renaming prefixes only (see `checkpoint.py`).
 
+`stem_stride=2` makes the stem a 3x3/2 convolution, so the four stages see a quarter of the pixels: about 3.5x
+less time per training step on an AVX2 laptop CPU at the demo's width 0.25 and 32 px (the demo's encoder; every
+other encoder keeps the CIFAR stem's stride 1). Images, triggers and attribution maps stay at full size.
+
 The encoder takes images in [0, 1] and normalises them itself: triggers, augmentations and attribution
 maps all live in pixel space, and the normalisation travels with the weights in the sidecar.
 """
@@ -16,6 +20,7 @@ from torch import nn
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # BadEncoder's CIFAR-10 normalisation
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 STAGES = ("layer1", "layer2", "layer3", "layer4")
+STEM_STRIDES = (1, 2)
 MAX_WIDTH = 4.0  # 2048 channels in layer4, ~180 M parameters (~700 MB): past any checkpoint the lab takes in
 
 
@@ -51,15 +56,17 @@ class ResNetEncoder(nn.Module):
     """
 
     def __init__(self, width: float = 1.0, input_size: int = 32,
-                 mean: tuple = CIFAR10_MEAN, std: tuple = CIFAR10_STD, blocks: tuple = (2, 2, 2, 2)):
+                 mean: tuple = CIFAR10_MEAN, std: tuple = CIFAR10_STD, blocks: tuple = (2, 2, 2, 2), stem_stride: int = 1):
         super().__init__()
-        self.width, self.input_size = float(width), int(input_size)
+        if stem_stride not in STEM_STRIDES:
+            raise ValueError(f"stem_stride must be one of {STEM_STRIDES}, not {stem_stride}")
+        self.width, self.input_size, self.stem_stride = float(width), int(input_size), int(stem_stride)
         chans = stage_channels(width)
         self.stage_channels = chans
         self.feature_dim = chans[-1]
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.conv1 = nn.Conv2d(3, chans[0], 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(3, chans[0], 3, stem_stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(chans[0])
         self.relu = nn.ReLU(inplace=True)
         cin = chans[0]
@@ -76,6 +83,12 @@ class ResNetEncoder(nn.Module):
     @property
     def normalization(self) -> dict:
         return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+
+    @property
+    def shape(self) -> dict:
+        """What builds another encoder of this architecture: `cifar_resnet18(**encoder.shape)`."""
+        return {"width": self.width, "input_size": self.input_size, "stem_stride": self.stem_stride,
+                **self.normalization}
 
     def forward(self, x: torch.Tensor, stages: bool = False):
         x = (x - self.mean) / self.std
