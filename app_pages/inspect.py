@@ -6,7 +6,7 @@ import streamlit as st
 from distill_core.data.augment import to_float
 from distill_core.device import Runtime
 from distill_core.inspect import METHODS, QUANTITIES
-from distill_core.inspect.attribution import gradcam_stage
+from distill_core.inspect.attribution import default_method, gradcam_stage
 from distill_core.inspect.attention import attention, downstream_task, reading, spread
 from distill_core.inspect.embedding import PROJECTIONS, embedding_view
 from distill_core.inspect.film import load_film
@@ -61,10 +61,14 @@ except ValueError as e:
     st.stop()
 
 c1, c2, c3, c4 = st.columns(4)
-method = c1.selectbox("Method", list(METHODS), format_func=lambda m: METHODS[m].title, key="inspect:method")
-stage = c2.selectbox("Stage (Grad-CAM)", STAGES, index=STAGES.index(gradcam_stage(story.downstream["downstream"])),
-                     key=f"inspect:stage:{path}", disabled=method != "gradcam", help="layer4 is the last convolutional stage (4x4 maps); on "
-                     "photos layer3's 8x8 maps find the trigger, which layer4 blurs into the texture")
+method = c1.selectbox("Method", list(METHODS), index=list(METHODS).index(default_method(story.shape)),
+                      format_func=lambda m: METHODS[m].title, key=f"inspect:method:{path}",
+                      help="The default is Grad-CAM, or Integrated Gradients for an encoder with a stride-2 stem, "
+                           "whose coarse maps Grad-CAM loses the trigger on")
+stage = c2.selectbox("Stage (Grad-CAM)", STAGES, index=STAGES.index(gradcam_stage(story.downstream["downstream"], story.shape)),
+                     key=f"inspect:stage:{path}", disabled=method != "gradcam", help="layer4 is the last convolutional stage; "
+                     "the default is the deepest stage whose maps resolve the trigger: at least 4 px on the "
+                     "embedded data, 8 px on photos, whose texture coarser maps blur the patch into")
 quantity = c3.selectbox("Explained value", list(QUANTITIES), format_func=QUANTITIES.get, key="inspect:quantity")
 n = c4.select_slider("Images for the figures", [16, 32, 64, 128], value=64, key="inspect:n")
 
@@ -149,8 +153,9 @@ else:
                              format_func=lambda e: "poisoned" if e < 0 else str(e),
                              help="The first frame is the suspicious encoder the distillation started from")
     frame = film["epochs"].index(epoch)
+    film_method = METHODS[film["method"]].label + (f" ({film['stage']})" if film["method"] == "gradcam" else "")
     images = to_float(film["images"])
     st.image(image_grid(heat_overlay(images, film["maps"][frame].float()), columns=len(images), scale=4),
-             width="stretch", caption=f"Grad-CAM ({film['stage']}) of the prediction of {name(epoch)}")
+             width="stretch", caption=f"{film_method} of the prediction of {name(epoch)}")
     st.caption(f"{name(epoch)[0].upper()}{name(epoch)[1:]} answers: " + " · ".join(
         f":red[**{a}**]" if a == story.target else a for a in film["predicted"][frame]))

@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import ROOT
 from distill_core.inspect import METHODS, attribute, trigger_share
 from distill_core.inspect.attention import reading
-from distill_core.inspect.attribution import SimilarityToReference
+from distill_core.inspect.attribution import SimilarityToReference, gradcam_stage
 from distill_core.inspect.embedding import project
 from distill_core.inspect.film import load_film
 from distill_core.inspect.story import load_story
@@ -82,6 +82,14 @@ def test_grad_cam_finds_the_features_the_output_uses():
     mask[24:, 24:] = 1
     maps = attribute("gradcam", Explained(), x, 0, "layer4")
     assert torch.allclose(trigger_share(maps, mask), torch.ones(2))
+
+
+@pytest.mark.parametrize("downstream, shape, stage", [
+    ("signs", {"input_size": 32}, "layer4"), ("cifar10", {"input_size": 32}, "layer3"),  # 4 and 8 px maps
+    ("signs", {"input_size": 32, "stem_stride": 2}, "layer3"), ("stl10", {"input_size": 32, "stem_stride": 2}, "layer2"),
+    ("signs", {"input_size": 8, "stem_stride": 2}, "layer1")])  # no stage reaches 4 px: the finest there is
+def test_grad_cam_explains_the_deepest_stage_with_maps_fine_enough_for_the_trigger(downstream, shape, stage):
+    assert gradcam_stage(downstream, shape) == stage
 
 
 def test_pca_recovers_the_leading_axes():

@@ -25,7 +25,7 @@ from ..data.imageset import ImageSet
 from ..data.triggers import make_trigger
 from ..evaluate.downstream import Downstream, figures
 from ..events import CancelToken
-from ..inspect.attribution import gradcam_stage
+from ..inspect.attribution import default_method, gradcam_stage
 from ..inspect.film import FILM_IMAGES, Film
 from ..models.checkpoint import save_encoder
 from ..runs.store import Run
@@ -99,8 +99,9 @@ class LiveCurves:
         self.film = None
         if self.quick and (setup.suspect.weights.parent / "trigger.npz").is_file():
             shown = self.quick.test.images[self.quick.gallery_index()[:FILM_IMAGES]]
+            shape = setup.defence.suspicious.shape
             self.film = Film(setup.task.trigger(to_float(shown).to(setup.defence.rt.device)), self.quick.classes,
-                             gradcam_stage(setup.cfg.downstream))
+                             default_method(shape), gradcam_stage(setup.cfg.downstream, shape))
 
     def start(self, suspicious: nn.Module) -> None:
         """The starting point: the film's first frame is the suspicious encoder, before any defence (epoch -1);

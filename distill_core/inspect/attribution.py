@@ -55,6 +55,7 @@ QUANTITIES = {"predicted": "the downstream probe's logit for its predicted class
 @dataclass(frozen=True)
 class Method:
     name: str
+    label: str  # the method's name in captions
     title: str
     run: Callable  # (model, x, target, stage, options) -> [B, C or 1, H', W'] attributions
 
@@ -95,21 +96,33 @@ def _smoothgrad(model, x, target, stage, o):
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("gradcam", "Grad-CAM: gradient-weighted activations of one stage, upsampled", _grad_cam),
-    Method("ig", "Integrated Gradients from a black image (32 steps)", _integrated_gradients),
-    Method("saliency", "Saliency: |gradient| of the explained value", _saliency),
-    Method("occlusion", "Occlusion: the drop when a patch is blacked out", _occlusion),
-    Method("smoothgrad", "SmoothGrad: saliency averaged over noisy copies", _smoothgrad),
+    Method("gradcam", "Grad-CAM", "Grad-CAM: gradient-weighted activations of one stage, upsampled", _grad_cam),
+    Method("ig", "Integrated Gradients", "Integrated Gradients from a black image (32 steps)", _integrated_gradients),
+    Method("saliency", "Saliency", "Saliency: |gradient| of the explained value", _saliency),
+    Method("occlusion", "Occlusion", "Occlusion: the drop when a patch is blacked out", _occlusion),
+    Method("smoothgrad", "SmoothGrad", "SmoothGrad: saliency averaged over noisy copies", _smoothgrad),
 )}
 
 
-def gradcam_stage(downstream: str) -> str:
-    """The stage whose Grad-CAM maps resolve the trigger on `downstream`'s images: the last (4x4 maps) on the
-    embedded data's plain backgrounds, layer3 (8x8) on photos, whose texture the 4x4 maps blur the patch into.
-    Measured (share of attention on the patch, 128 images): the demo story clean / poisoned 4.3 / 36.9% on
-    layer4, 15.8 / 13.2% on layer3; six real-photo stories 9.9 / 9.0-15.8% on layer4, 11.2 / 26.6-32.5% on
-    layer3."""
-    return "layer4" if downstream in synthetic.SPECS else "layer3"
+def gradcam_stage(downstream: str, shape: dict) -> str:
+    """The stage whose Grad-CAM maps resolve the trigger on `downstream`'s images, for an encoder of `shape`
+    (`input_size`, `stem_stride`): the deepest with maps of at least 4 px on the embedded data's plain
+    backgrounds, 8 px on photos, whose texture coarser maps blur the patch into (CIFAR stem: layer4, layer3).
+    Measured at the CIFAR stem (share of attention on the patch, 128 images): the demo story clean / poisoned
+    4.3 / 36.9% on layer4, 15.8 / 13.2% on layer3; six real-photo stories 9.9 / 9.0-15.8% on layer4, 11.2 /
+    26.6-32.5% on layer3."""
+    finest = 4 if downstream in synthetic.SPECS else 8
+    first = shape.get("input_size", 32) // shape.get("stem_stride", 1)  # layer1's maps; each later stage halves
+    return next((s for i, s in reversed(list(enumerate(STAGES))) if first >> i >= finest), STAGES[0])
+
+
+def default_method(shape: dict) -> str:
+    """Grad-CAM at the CIFAR stem; Integrated Gradients after a stride-2 stem, on whose coarser maps Grad-CAM
+    loses the trigger at every stage. Measured on the demo story at stride 2 (share of attention on the patch,
+    128 images, clean / poisoned / purified): Grad-CAM layer2 14.8 / 21.2 / 16.6%, layer3 14.4 / 4.8 / 16.1%,
+    layer4 9.8 / 0.5 / 7.0%; Integrated Gradients 15.8 / 45.8 / 17.9% (at the CIFAR stem: Grad-CAM layer4
+    4.3 / 36.9 / 9.5%, Integrated Gradients 15.9 / 35.2 / 23.7%)."""
+    return "gradcam" if shape.get("stem_stride", 1) == 1 else "ig"
 
 
 def attribute(method: str, model: nn.Module, images: torch.Tensor, target: int | torch.Tensor = 0,

@@ -1,4 +1,4 @@
-"""The training film: Grad-CAM of a few fixed triggered test images, recorded at each evaluation of a
+"""The training film: attribution maps (Grad-CAM, or Integrated Gradients after a stride-2 stem) of a few fixed triggered test images, recorded at each evaluation of a
 distillation, so a class can watch the student's attention leave the trigger epoch by epoch.
 
 Each frame explains the student's own downstream prediction then (the quick probe fitted for that
@@ -21,10 +21,11 @@ FILM_IMAGES = 6
 
 
 class Film:
-    """Frames of Grad-CAM (last stage) of the student's downstream prediction on K fixed triggered images."""
+    """Frames of `method`'s map (Grad-CAM: of `stage`) of the student's downstream prediction on K fixed
+    triggered images."""
 
-    def __init__(self, images: torch.Tensor, classes: list[str], stage: str = "layer4"):
-        self.images, self.classes, self.stage = images, classes, stage
+    def __init__(self, images: torch.Tensor, classes: list[str], method: str = "gradcam", stage: str = "layer4"):
+        self.images, self.classes, self.method, self.stage = images, classes, method, stage
         self.epochs: list[int] = []
         self.frames: list[torch.Tensor] = []
         self.predicted: list[torch.Tensor] = []
@@ -36,7 +37,7 @@ class Film:
             model = ProbeLogits(encoder, probe)
             with torch.no_grad():
                 predicted = model(self.images).argmax(1)
-            self.frames.append(attribute("gradcam", model, self.images, predicted, self.stage).half().cpu())
+            self.frames.append(attribute(self.method, model, self.images, predicted, self.stage).half().cpu())
             self.predicted.append(predicted.cpu())
         finally:
             encoder.train(was_training)
@@ -53,13 +54,14 @@ class Film:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, epochs=np.array(self.epochs), maps=torch.stack(self.frames).float().numpy(),
                             predicted=torch.stack(self.predicted).numpy(), classes=np.array(self.classes),
-                            images=to_uint8(self.images.cpu()).numpy(), stage=np.array(self.stage))
+                            images=to_uint8(self.images.cpu()).numpy(), method=np.array(self.method),
+                            stage=np.array(self.stage))
         write_atomic(Path(path), buffer.getvalue())
 
 
 def load_film(path: Path | str) -> dict | None:
     """{"epochs" [E], "maps" [E, K, H, W], "predicted" [E][K] class names, "images" uint8 [K, 3, H, W],
-    "stage"}, or None if the run has no film."""
+    "method", "stage"}, or None if the run has no film."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -67,5 +69,6 @@ def load_film(path: Path | str) -> dict | None:
         classes = f["classes"].tolist()
         return {"epochs": f["epochs"].tolist(), "maps": torch.from_numpy(f["maps"]),
                 "predicted": [[classes[i] for i in row] for row in f["predicted"].tolist()],
-                "images": torch.from_numpy(f["images"]), "stage": str(f["stage"])}
+                "images": torch.from_numpy(f["images"]), "stage": str(f["stage"]),
+                "method": str(f["method"]) if "method" in f else "gradcam"}  # films before 2026-12-06: Grad-CAM
 

@@ -18,7 +18,7 @@ from ..data.imageset import ImageSet
 from ..data.triggers import Trigger, load_npz
 from ..evaluate.downstream import Downstream
 from ..evaluate.probe import Probe, load_probes, save_probes
-from ..models.checkpoint import load_encoder
+from ..models.checkpoint import encoder_shape, load_encoder
 from ..presets import DEMO_ENCODER
 from ..runs.store import load_run
 
@@ -34,6 +34,7 @@ class Story:
     references: torch.Tensor   # uint8 [k, 3, H, W]
     target: str
     downstream: dict           # the attack's downstream settings (dataset, sizes, seeds)
+    shape: dict                # the poisoned encoder's architecture (`encoder_shape`)
 
     def encoders(self) -> dict[str, torch.nn.Module]:
         return {role: load_encoder(path)[0].eval().requires_grad_(False) for role, path in self.weights.items()}
@@ -98,4 +99,4 @@ def load_story(run_dir: str | Path) -> Story:
     _, _, meta = load_encoder(weights["poisoned"])
     target = (attack.get("summary") or {}).get("target") or attack["config"]["target"]
     return Story(run_dir, weights, attack_dir, load_npz(attack_dir / "trigger.npz", meta.get("input_size", 32)),
-                 load_references(attack_dir), target, attack["config"])
+                 load_references(attack_dir), target, attack["config"], encoder_shape(meta))

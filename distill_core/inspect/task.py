@@ -22,17 +22,19 @@ from ..runs.store import Run
 from ..runs.table import ROLE_LABELS, ROLES
 from ..ui import heat_overlay, save_labelled_rows
 from .attention import attention, spread
-from .attribution import METHODS, QUANTITIES, gradcam_stage
+from .attribution import METHODS, QUANTITIES, default_method, gradcam_stage
 from .story import load_story
 
 
 @dataclass
 class InspectConfig(RuntimeConfig):
     run: str = opt("", "the story to inspect: an attack, distill or pipeline run directory")
-    method: str = opt("gradcam", "attribution method: gradcam, ig, saliency, occlusion or smoothgrad")
-    stage: str = opt("auto", "stage Grad-CAM explains: layer1 (32 px maps) .. layer4 (4 px maps, the last "
-                             "convolutional stage, as Grad-CAM's authors use); auto: layer4 on the embedded data, "
-                             "layer3 on photos, where layer4's maps blur the trigger into the texture")
+    method: str = opt("auto", "attribution method: gradcam, ig, saliency, occlusion or smoothgrad; auto: Grad-CAM "
+                              "at the CIFAR stem, Integrated Gradients after a stride-2 stem, whose coarse maps "
+                              "Grad-CAM loses the trigger on")
+    stage: str = opt("auto", "stage Grad-CAM explains: layer1 .. layer4 (the last convolutional stage, as "
+                             "Grad-CAM's authors use); auto: the deepest whose maps are at least 4 px on the "
+                             "embedded data, 8 px on photos, where coarser maps blur the trigger into the texture")
     quantity: str = opt("predicted", "what is explained: predicted (the downstream probe's logit for its predicted "
                                      "class), target (its logit for the target class) or similarity (cosine to the "
                                      "target reference embedding)")
@@ -43,7 +45,7 @@ class InspectConfig(RuntimeConfig):
 
 def validate(cfg: InspectConfig) -> None:
     check(bool(cfg.run), "run", "name the run to inspect (--run DIR)")
-    check(cfg.method in METHODS, "method", f"unknown '{cfg.method}'; choose {', '.join(METHODS)}")
+    check(cfg.method in ("auto", *METHODS), "method", f"unknown '{cfg.method}'; choose auto, {', '.join(METHODS)}")
     check(cfg.stage in ("auto", *STAGES), "stage", f"unknown '{cfg.stage}'; choose auto, {', '.join(STAGES)}")
     check(cfg.quantity in QUANTITIES, "quantity", f"unknown '{cfg.quantity}'; choose {', '.join(QUANTITIES)}")
     check(cfg.n_images >= 1, "n_images", f"must be at least 1, not {cfg.n_images}")
@@ -58,12 +60,13 @@ def inspect_run(cfg: InspectConfig, run: Run, cancel: CancelToken) -> dict:
     story = load_story(cfg.run)
     images = story.test_images(cfg.n_images)
     x = story.trigger(to_float(images.images))
-    stage = gradcam_stage(story.downstream["downstream"]) if cfg.stage == "auto" else cfg.stage
-    run({"kind": "log", "message": f"{cfg.method} on {stage if cfg.method == 'gradcam' else 'pixels'} of "
+    method = default_method(story.shape) if cfg.method == "auto" else cfg.method
+    stage = gradcam_stage(story.downstream["downstream"], story.shape) if cfg.stage == "auto" else cfg.stage
+    run({"kind": "log", "message": f"{method} on {stage if method == 'gradcam' else 'pixels'} of "
                                    f"{len(x)} triggered {story.downstream['downstream']} images; "
                                    f"roles {', '.join(story.weights)}"})
     cancel.check()
-    seen = attention(story, story.encoders(), x, cfg.method, stage, cfg.quantity, rt, cfg.batch_size)
+    seen = attention(story, story.encoders(), x, method, stage, cfg.quantity, rt, cfg.batch_size)
     share = {role: spread(a["share"]) for role, a in seen.items()}
     similarity = {role: spread(a["similarity"]) for role, a in seen.items()}
     for role in seen:
@@ -71,12 +74,12 @@ def inspect_run(cfg: InspectConfig, run: Run, cancel: CancelToken) -> dict:
                                        f"reference {similarity[role]['mean']:.3f}"})
     shown = x[:cfg.show].cpu()
     rows = {"image": shown, **{ROLE_LABELS[r]: heat_overlay(shown, a["maps"][:cfg.show]) for r, a in seen.items()}}
-    save_labelled_rows(run.file("attention.png"), rows, scale_note=f"{cfg.method} attribution of each encoder, "
+    save_labelled_rows(run.file("attention.png"), rows, scale_note=f"{method} attribution of each encoder, "
                                                                      f"each map scaled to its own maximum")
     area = (story.trigger.mask > 0).float().mean().item()
     ratios = {f"{role}/clean": share[role]["mean"] / max(share["clean"]["mean"], 1e-12)
               for role in ROLES[1:] if role in share}
-    return {"task": "inspect", "run": str(cfg.run), "method": cfg.method, "stage": stage,
+    return {"task": "inspect", "run": str(cfg.run), "method": method, "stage": stage,
             "quantity": cfg.quantity, "n_images": len(x), "target": story.target, "mask_area": area,
             "trigger_share": share, "share_ratio": ratios, "target_similarity": similarity,
             "roles": list(seen), "image": str(run.file("attention.png")),
