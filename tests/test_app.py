@@ -106,7 +106,7 @@ def test_a_tiny_story_runs_from_the_attack_and_distill_pages_to_results():
     assert not at.exception, [e.value for e in at.exception]
     assert [s.value for s in at.subheader] == ["Trigger-attention share", "Heat maps", "Embeddings", "Training film"]
     assert [m.label for m in at.metric] == ["Clean encoder", "Poisoned encoder", "Purified encoder"]
-    assert at.selectbox(key=f"inspect:stage:{distilled['path']}").value == "layer4"  # the embedded data's stage
+    assert at.selectbox(key=f"inspect:stage:{distilled['path']}").value == "layer3"  # 4 px maps after the demo encoder's stride-2 stem
     assert all(0 <= float(m.value.rstrip("%")) <= 100 for m in at.metric)
     assert len(at.get("image")) == 5  # the triggered images, three heat-map grids and the film frame
     film = at.select_slider(key="inspect:film")

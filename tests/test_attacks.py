@@ -43,10 +43,12 @@ def test_references_are_confident_target_images(cpu):
 
 @pytest.mark.parametrize("attack", ["badencoder", "drupe"])
 def test_short_attack_plants_a_backdoor_and_keeps_accuracy(tmp_path, attack):
-    extra = {"dist_start": 2} if attack == "drupe" else {}
+    # DRUPE's separation term from its last epoch, on twice the shadow images: 3 epochs of 512 images left it at
+    # ASR 0.15 (distribution terms from epoch 2) or 0.19 (epoch 3) on the stride-2 demo encoder
+    extra = {"epochs": 4, "dist_start": 3, "n_shadow": 1024} if attack == "drupe" else {}
     cfg = make_config("attack", "demo", {"attack": attack, **SHORT, **extra})
     path, s = run_task("attack", cfg, out=tmp_path / attack)
-    # measured (2-core CPU): BadEncoder ASR 0.936, DRUPE 0.50, against ASR-B 0.029; BA 0.948/0.946 vs CA 0.968
+    # measured (2-core CPU, bf16): BadEncoder ASR 0.771, DRUPE 0.678, against ASR-B 0.024; BA 0.876/0.900 vs CA 0.906
     assert s["poisoned"]["asr"] > s["clean"]["asr"] + 0.3, s
     assert s["poisoned"]["ca"] > s["clean"]["ca"] - 0.05
     assert {"distance", "backdoor_similarity"} <= set(s["stealth"]["poisoned"])
@@ -58,7 +60,7 @@ def test_short_attack_plants_a_backdoor_and_keeps_accuracy(tmp_path, attack):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # the demo story (if first) and DRUPE: about 12 min on the laptop profile
+@pytest.mark.timeout(1500)  # the demo story (if first) and DRUPE: about 3 min on the laptop profile
 def test_demo_attacks_from_the_command_line(demo_story, tmp_path):
     out = {"badencoder": json.loads((demo_story[0] / "attack" / "summary.json").read_text()),  # the demo story's
            "drupe": last_json(cli("attack", "--attack", "drupe", "--preset", "demo", "--out", str(tmp_path / "d"),
@@ -71,10 +73,10 @@ def test_demo_attacks_from_the_command_line(demo_story, tmp_path):
         live = s["curves"][-1]  # the live curve ends where the final figures are: it never tells the opposite
         assert all(abs(live[k] - s["poisoned"][k]) <= 0.1 for k in ("ca", "asr")), (live, s["poisoned"])
     bad, drupe = out["badencoder"], out["drupe"]
-    # measured: BadEncoder ASR 0.994, BA 0.972 (CA 0.977); DRUPE ASR 0.913-0.951 over seeds 0-2, BA 0.969-0.975
+    # measured: BadEncoder ASR 0.994, BA 0.910-0.913 (CA 0.926); DRUPE ASR 0.983-0.984 over seeds 0-2, BA 0.909-0.912
     assert bad["poisoned"]["asr"] >= 0.9 and bad["poisoned"]["ca"] >= bad["clean"]["ca"] - 0.03
     assert drupe["poisoned"]["asr"] >= 0.8 and drupe["poisoned"]["ca"] >= drupe["clean"]["ca"] - 0.03
-    # DRUPE's point: triggered embeddings stay closer to the clean distribution (measured 1.06 vs 2.22)
+    # DRUPE's point: triggered embeddings stay closer to the clean distribution (measured 1.39 vs 2.36)
     assert drupe["stealth"]["poisoned"]["distance"] < 0.7 * bad["stealth"]["poisoned"]["distance"]
     assert drupe["stealth"]["poisoned"]["backdoor_similarity"] < bad["stealth"]["poisoned"]["backdoor_similarity"]
 

@@ -44,7 +44,7 @@ def shots(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.timeout(900)  # about 3 min on the laptop profile
+@pytest.mark.timeout(900)  # about 1 min on the laptop profile
 def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots):
     # a fresh server with an empty run store: the pre-computed story is there, and says so
     for path, title, last in [("", "Backdoor Distillation Lab", "Pre-training time"),

@@ -48,7 +48,7 @@ def peak_rss_gb(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
-@pytest.mark.timeout(1500)  # about 10 min on the laptop profile
+@pytest.mark.timeout(1500)  # about 3.5 min on the laptop profile
 def test_twenty_sessions_each_run_a_tiny_attack(tmp_path):
     runs = tmp_path / "runs"
     with streamlit_server(runs, tmp_path / "streamlit.log", DISTILL_JOBS_PER_DEVICE="1") as (url, server), \

@@ -37,13 +37,14 @@ def test_a_tiny_pipeline_runs_both_stages_and_keeps_their_records(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # the demo story: about 7 min on the laptop profile
+@pytest.mark.timeout(1200)  # the demo story: about 2.5 min on the laptop profile
 def test_demo_pipeline_brings_asr_near_the_clean_encoders(demo_story):
     _, s = demo_story
     check_shape(s)
     # Seed 0's purified ASR depends on the machine's rounding: under the 80-epoch recipe without the embedding
     # term 2.1% (fp32, AVX2), 6.9-9.3% (bf16, AVX512-BF16), 14.0% (the loss comparison's cell and a CI run);
-    # today's 6.1% (bf16), against ASR-B 5.2-5.3% (docs/results.md). So this checks
+    # 6.1% (bf16) with the stride-1 encoder's 40-epoch recipe, against ASR-B 5.2-5.3%; with today's stride-2
+    # encoder 0.4% (fp32) and 1.9% (bf16), against ASR-B 2.7% (docs/results.md). So this checks
     # that the defence brings the attack's 99% to within 10 points of the clean encoder, not the demo's target of
     # ASR-B + 5, which seed 0 misses on some machines; a poisoned-init student (28%) fails it.
     assert s["poisoned"]["asr"] >= 0.9
