@@ -13,14 +13,15 @@ import torch
 
 from distill_core.cpu_kernels import LAPTOP_ENV
 
-from . import (attack, attribution, augment, compile, distill, evaluate, narrow, pages, pipeline, precision,
-               real_story, simclr)
+from . import (attack, attribution, augment, compile, demo_click, distill, evaluate, narrow, pages, pipeline,
+               precision, real_story, simclr)
 from .timing import table
 
 BENCHES = {"distill": distill, "attack": attack, "simclr": simclr, "augment": augment, "evaluate": evaluate,
            "pipeline": pipeline, "compile": compile, "precision": precision, "inspect": attribution,
-           "narrow": narrow, "pages": pages, "real-story": real_story}
-NAMED_ONLY = {"pages", "real-story"}  # run when named: pages need Chromium, the real story the CIFAR-10 sample
+           "narrow": narrow, "pages": pages, "demo-click": demo_click, "real-story": real_story}
+# run when named: pages and the click need Chromium, the real story the CIFAR-10 sample
+NAMED_ONLY = {"pages", "demo-click", "real-story"}
 # laptop: AVX2 kernels and fp32, as many classroom laptops run; native: no limit (None unsets a variable)
 PROFILES = {"native": dict.fromkeys(LAPTOP_ENV), "laptop": LAPTOP_ENV}
 
