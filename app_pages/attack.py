@@ -18,8 +18,8 @@ from webui.widgets import data_root_inputs, dataset_picker, figure_cards, galler
 st.title("Attack: plant a backdoor")
 st.markdown("The attacker fine-tunes a copy of a clean encoder on **shadow data** so that images carrying "
             "the **trigger** embed like **reference images** of the target class, while clean images embed "
-            "as before. BadEncoder with the defaults takes about 40 s on the demo setup and 60-70 s on real photos on "
-            "2-core AMD EPYCs with native bf16; 75 s and 95-130 s on their laptop profile (AVX2 kernels, fp32).")
+            "as before. BadEncoder with the defaults takes about 16 s on the demo setup and 60-70 s on real photos on "
+            "2-core AMD EPYCs with native bf16; 25 s and 95-130 s on their laptop profile (AVX2 kernels, fp32).")
 
 SETUPS = {"demo": "Demo: embedded shapes → signs (offline)", "cifar": "Real photos: CIFAR-10 → a real task"}
 FIRST = {"demo": ("shapes", "signs"), "cifar": ("cifar10", "stl10")}  # each setup's shadow and downstream data
@@ -49,7 +49,7 @@ with right:
     if encoder == "upload":
         encoder = upload_checkpoint("Clean encoder checkpoint", "attack:upload")
     if setup == "demo":
-        with st.expander("Pre-train a new clean encoder (about 2 minutes with native bf16, 4 on a laptop CPU)"):
+        with st.expander("Pre-train a new clean encoder (about 70 s with native bf16, 2 minutes on a laptop CPU)"):
             pre = make_config("pretrain", "demo")
             c1, c2, c3 = st.columns(3)
             with c1:
