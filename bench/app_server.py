@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -45,3 +46,17 @@ def streamlit_server(runs: Path, log: Path, **env: str):
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+@contextmanager
+def fresh_app_page():
+    """A Chromium page (1400x2400) and the URL of a fresh server whose run store holds only the pre-computed story:
+    what a class sees when it first opens the app. Yields (url, page)."""
+    from playwright.sync_api import sync_playwright
+    with tempfile.TemporaryDirectory() as tmp, streamlit_server(Path(tmp) / "runs", Path(tmp) / "log") as (url, _), \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            yield url, browser.new_page(viewport={"width": 1400, "height": 2400})
+        finally:
+            browser.close()

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
-from .app_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_server
+from .app_server import fresh_app_page
 
 COLUMNS = ["phase", "seconds"]
+DONE = re.compile(r"^Done in (\d+) s\.$")  # the finished job's status line
 
 
 def run(device: str = "auto", repeats: int = 1) -> list[dict]:
-    from playwright.sync_api import sync_playwright
     shots = os.environ.get("DISTILL_SCREENSHOTS")
-    with tempfile.TemporaryDirectory() as tmp, streamlit_server(Path(tmp) / "runs", Path(tmp) / "log") as (url, _), \
-            sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+    with fresh_app_page() as (url, page):
         page.goto(url)
         forecast = page.get_by_text("a live run takes about").first
         forecast.wait_for(timeout=120_000)
@@ -34,15 +30,14 @@ def run(device: str = "auto", repeats: int = 1) -> list[dict]:
         if shots:
             page.wait_for_timeout(30_000)  # well into the attack: the sidebar and status with their progress
             page.screenshot(path=str(Path(shots) / "demo-running.png"))
-        finished = page.get_by_text(re.compile(r"^Done in \d+ s\.$")).first
+        finished = page.get_by_text(DONE).first
         finished.wait_for(timeout=1_200_000)
         page.get_by_text("what each encoder's downstream classifier says").first.wait_for(timeout=60_000)  # the cards
         click_to_cards = time.perf_counter() - t
-        done = float(re.search(r"Done in (\d+) s", finished.inner_text())[1])
+        done = float(DONE.search(finished.inner_text())[1])
         cards = [m.inner_text() for m in page.locator('[data-testid="stMetricValue"]').all()]
         if shots:
             page.screenshot(path=str(Path(shots) / "demo-done.png"))
-        browser.close()
     return [{"bench": "demo-click", "phase": "forecast on the page", "seconds": said},
             {"bench": "demo-click", "phase": "the job (Done in)", "seconds": done},
             {"bench": "demo-click", "phase": "click to cards", "seconds": click_to_cards, "cards": cards}]

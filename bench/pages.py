@@ -8,11 +8,10 @@ as DIR/PAGE.png (the README's pictures).
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
-from .app_server import CHROMIUM, CHROMIUM_FLAGS, streamlit_server
+from .app_server import fresh_app_page
 
 COLUMNS = ["page", "visit", "first_view_s", "whole_page_s"]
 # page path -> (Playwright selector of its first figure, text of its last element)
@@ -24,12 +23,8 @@ PAGES = {"": ('[data-testid="stMetricValue"]', "Pre-training time"),
 
 
 def run(device: str = "auto", repeats: int = 1) -> list[dict]:
-    from playwright.sync_api import sync_playwright
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, streamlit_server(Path(tmp) / "runs", Path(tmp) / "log") as (url, _), \
-            sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+    with fresh_app_page() as (url, page):
         for visit in ("cold", "warm"):
             for path, (first, last) in PAGES.items():
                 t = time.perf_counter()
@@ -41,5 +36,4 @@ def run(device: str = "auto", repeats: int = 1) -> list[dict]:
                     page.screenshot(path=str(Path(os.environ["DISTILL_SCREENSHOTS"]) / f"{path or 'overview'}.png"))
                 rows.append({"bench": "pages", "page": path or "overview", "visit": visit,
                              "first_view_s": first_view, "whole_page_s": time.perf_counter() - t})
-        browser.close()
     return rows
