@@ -43,7 +43,7 @@ st.caption("CA: clean accuracy of a probe on the encoder's features (BA for the 
 st.subheader("The whole story in one click")
 st.markdown("Poison the shipped clean encoder with **BadEncoder**, then purify it with the study's "
             "recommendation: a **fine-tuned teacher**, a **warm-up student** and **attention transfer**. "
-            "Measured in the browser on a 2-core AMD EPYC: 89 s with its native bf16, about two minutes on its "
+            "Measured in the browser on a 2-core AMD EPYC: 81-89 s with its native bf16, about two minutes on its "
             "laptop profile (AVX2 kernels and fp32, as many laptops run).")
 job = current("demo")
 if st.button("Run the whole demo", type="primary", disabled=bool(job and job.active)):

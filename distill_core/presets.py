@@ -35,11 +35,11 @@
   The attacks keep the demo's recipe at the CIFAR stem's lr 0.01 with 10 epochs for BadEncoder; DRUPE gets
   16 at lr 0.02 with its distribution terms over the last four (measured on the sample: at 12 epochs, seed 0,
   ASR 78% with them from epoch 6 at lr 0.01, 81.5% from epoch 9, 88% from epoch 9 at lr 0.02; at 16 epochs
-  from epoch 13, 90.7-91.6% on three seeds). DRUPE's three references get 10 augmented copies each per step instead of 32, the 33 reference
-  images a step BadEncoder's one reference gets: its step is then the same size and a fifth faster (ASR 90.4 /
-  92.4 / 90.5% on three seeds against 91.3 / 92.2 / 90.5% with 32). The defender gets 2,500 clean
-  images, the paper's count (5% of CIFAR-10's 50,000): on the sample, 2,500 images for 32 epochs purified to a
-  higher CA than 1,000 for 80 at the same cost (measured: 54.8% against 51.6%). Its AT also carries the
+  from epoch 13, 90.7-91.6% on three seeds). DRUPE's three references get 10 augmented copies each per step
+  instead of 32, the 33 reference images a step BadEncoder's one reference gets: its step is then the same size
+  and a fifth faster (ASR 90.4 / 92.4 / 90.5% on three seeds against 91.3 / 92.2 / 90.5% with 32). The defender
+  gets 2,500 clean images, the paper's count (5% of CIFAR-10's 50,000): on the sample, 2,500 images for 32
+  epochs purified to a higher CA than 1,000 for 80 at the same cost (measured: 54.8% against 51.6%). Its AT also carries the
   authors' optional final-embedding term (`embedding_weight` 300): a student that learns from attention maps alone
   stayed 8-13 points under the clean CA at this budget; with the term it follows the teacher's embedding
   (measured on seed 0's BadEncoder: purified CA 53.8% without, 53.3 / 55.7 / 59.2 / 61.0 / 60.8% at 1 / 10 /
