@@ -13,8 +13,13 @@ that already match (its gradient pushes weight there), which would fade the teac
 forward keeps its entropy, as a share of log C (1: uniform over channels; 0: all on one), and the run
 records it per stage and epoch.
 
-The authors' defence code never trains its attention modules (they are not given to the optimiser) and
-re-creates them, untrained, every epoch (`AuthorsAFD`, the `authors` placement, every stage at 1000).
+The authors' defence code uses the zoo's module with `att_f = 2` (hidden width 2C, weights
+`kaiming_normal_(mode='fan_out', nonlinearity='relu')`, zero biases), builds it inside `train()`, so anew every
+epoch, and never gives it to the optimiser (`AuthorsAFD`, the `authors` placement, every stage at 1000). Under that
+initialisation an image's largest channel weight is 7-16 times its smallest (median over images, per stage of the
+shipped demo encoder; 1.4-1.5 under PyTorch's default initialisation at width C), so their untrained attention is
+a random weighting redrawn each epoch, far from an average.
+The `source` form keeps PyTorch's default initialisation of its (trained) hidden-width-C module.
 """
 from __future__ import annotations
 
@@ -51,11 +56,11 @@ def relative_entropy(rho: torch.Tensor) -> torch.Tensor:
 
 
 class AttentionFeatureDistillation(nn.Module):
-    def __init__(self, s_channels: int, t_channels: int):
+    def __init__(self, s_channels: int, t_channels: int, hidden: int = 1):
         super().__init__()
         self.project = projection(s_channels, t_channels)
-        self.attention = nn.Sequential(nn.Conv2d(t_channels, t_channels, 1), nn.ReLU(inplace=True),
-                                       nn.Conv2d(t_channels, t_channels, 1))
+        self.attention = nn.Sequential(nn.Conv2d(t_channels, hidden * t_channels, 1), nn.ReLU(inplace=True),
+                                       nn.Conv2d(hidden * t_channels, t_channels, 1))
         self.entropy = torch.zeros(())
 
     def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -69,18 +74,19 @@ class AttentionFeatureDistillation(nn.Module):
 
 
 class AuthorsAFD(AttentionFeatureDistillation):
-    """The authors' AFD: the same loss with an attention module that never trains and is drawn anew at every
-    epoch's start (deterministically, from the run's seed and the epoch)."""
+    """The authors' AFD: the same loss with an attention module of hidden width 2C that never trains and is drawn
+    anew at every epoch's start, as their code draws it (deterministically here, from the run's seed and the
+    epoch)."""
 
     def __init__(self, s_channels: int, t_channels: int):
-        super().__init__(s_channels, t_channels)
+        super().__init__(s_channels, t_channels, hidden=2)
         self.attention.requires_grad_(False)
+        self.new_epoch(None)
 
-    def new_epoch(self, gen: torch.Generator) -> None:
-        for conv in (self.attention[0], self.attention[2]):  # nn.Conv2d's own initialisation, from `gen`
-            nn.init.kaiming_uniform_(conv.weight, a=math.sqrt(5), generator=gen)
-            bound = 1 / math.sqrt(conv.weight[0].numel())
-            nn.init.uniform_(conv.bias, -bound, bound, generator=gen)
+    def new_epoch(self, gen: torch.Generator | None) -> None:
+        for conv in (self.attention[0], self.attention[2]):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu", generator=gen)
+            nn.init.zeros_(conv.bias)
 
 
 SPEC = LossSpec("afd", "Attention-based feature distillation: match per-channel maps, weighted by a learned "

@@ -9,8 +9,9 @@ Its source puts it on the final embedding (layer4 pooled) at 100 (Knowledge-Dist
 this form; RepDistiller's 0.02 weighs its own, different form).
 
 The authors' defence code (after RepDistiller) computes a product of neighbouring images' feature differences
-instead, which is not a correlation: mean_i sum_d |s_i - t_i|_d |s_(i+1) - t_(i+1)|_d (`ShiftedProduct`, the
-`authors` placement, on each stage's pooled output at 1000).
+instead, which is not a correlation, and feeds it each stage's unpooled map: with d = |s - t| [B, C, H, W], the
+mean over image pairs (i, i+1) and positions of sum_c d_i d_(i+1) (`ShiftedProduct`, the `authors` placement,
+every stage at 1000).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...models.resnet import STAGES
-from .base import LossSpec, Placement, linear_projection, pooled
+from .base import LossSpec, Placement, match_spatial, pooled, projection
 
 
 def correlation_matrix(f: torch.Tensor, gamma: float = 0.4, order: int = 2) -> torch.Tensor:
@@ -45,14 +46,16 @@ class CorrelationCongruence(nn.Module):
 
 
 class ShiftedProduct(nn.Module):
-    """The authors' `CC`: the product of each image's and the next image's |student - teacher| differences."""
+    """The authors' `CC`: the product of each image's and the next image's |student - teacher| differences, per
+    position of the unpooled maps, summed over channels; a learned 1x1 convolution where widths differ."""
 
     def __init__(self, s_channels: int, t_channels: int):
         super().__init__()
-        self.project = linear_projection(s_channels, t_channels)
+        self.project = projection(s_channels, t_channels)
 
     def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        delta = (self.project(pooled(s)) - pooled(t)).abs()
+        s, t = match_spatial(self.project(s.float()), t)
+        delta = (s - t).abs()
         return (delta[:-1] * delta[1:]).sum(1).mean()
 
 
@@ -61,5 +64,6 @@ SPEC = LossSpec("cc", "Correlation congruence: match how similar each pair of im
                 source_weights={"layer4": 100.0},
                 source_note="the final embedding at 100 (Knowledge-Distillation-Zoo)",
                 authors=Placement("cc", {s: 1000.0 for s in STAGES}, ShiftedProduct,
-                                  "the authors' code: a shifted product of feature differences, every stage at 1000",
+                                  "the authors' code: a shifted product of unpooled feature differences, every stage at "
+                                  "1000",
                                   variant="shifted product"))

@@ -8,8 +8,10 @@ teacher's when widths differ. Its source puts it on the logits, the network's ou
 embedding (layer4), at 0.9 (RepDistiller's alpha for the soft-target term).
 
 The authors' defence code applies it to layer1 only and per position, unpooled: a distribution over channels
-at every position (`PerPositionKD`, the `authors` placement, at 1000). Their reduction is not recorded: here
-the KL is summed over channels and averaged over images and positions, scaled by T^2.
+at every position (`PerPositionKD`, the `authors` placement, at 1000). Their `DistillKL(0.5)` reduces with
+`KLDivLoss(reduction='batchmean')` on the 4-D map: the KL summed over channels *and positions*, divided by the
+batch size, times T^2; so its size grows with the map's area (256 positions on the demo's stride-2 layer1, 1024
+at the CIFAR stem).
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ class SoftEmbedding(nn.Module):
 
 
 class PerPositionKD(nn.Module):
-    """The authors' KD: at each position, KL between the channel distributions of teacher and student."""
+    """The authors' KD: at each position, KL between the channel distributions of teacher and student, summed over
+    channels and positions and averaged over images (`batchmean` on the map)."""
 
     def __init__(self, s_channels: int, t_channels: int, temperature: float = 0.5):
         super().__init__()
@@ -51,12 +54,12 @@ class PerPositionKD(nn.Module):
 
     def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         s, t = match_spatial(self.project(s.float()), t)
-        return kl_soft(s, t, self.temperature, dim=1).mean()
+        return kl_soft(s, t, self.temperature, dim=1).flatten(1).sum(1).mean()
 
 
 SPEC = LossSpec("kd", "Knowledge distillation: match the temperature-softened distribution of each pooled "
                 "embedding.", "Hinton et al., 2015", SoftEmbedding, weight=1000.0, source_weights={"layer4": 0.9},
                 source_note="the network's output, here the final embedding, at 0.9 (RepDistiller's alpha)",
                 authors=Placement("kd", {"layer1": 1000.0}, PerPositionKD,
-                                  "the authors' code: per position, over channels, on layer1 only, at 1000",
+                                  "the authors' code: per position, over channels, summed over positions, on layer1 only, at 1000",
                                   variant="per-position, layer1"))
