@@ -6,6 +6,7 @@ import math
 
 from ..config import check, check_dataset, check_target, check_trigger, validate_common
 from ..models.resnet import MAX_WIDTH
+from .baselines import DEFENCES
 from .config import DistillConfig, given_weights
 from .losses import LOSSES, PLACEMENTS
 from .students import STUDENTS
@@ -21,10 +22,13 @@ def validate(cfg: DistillConfig) -> None:
     (empty: the attack's, read from its run when the distillation starts)."""
     validate_common(cfg)
     check_dataset(cfg.data, "data")
+    check(not cfg.defence or cfg.defence in DEFENCES, "defence", f"unknown {cfg.defence!r}; choose "
+          f"{', '.join(DEFENCES)}")
     for field, registry in (("teacher", TEACHERS), ("student", STUDENTS), ("loss", LOSSES)):
         value = getattr(cfg, field)
         check(value in registry, field, f"unknown {value!r}; choose {', '.join(registry)}")
     check(cfg.epochs >= 1, "epochs", f"must be at least 1, not {cfg.epochs}")
+    check(cfg.mi_epochs >= 1, "mi_epochs", f"must be at least 1, not {cfg.mi_epochs}")
     for name in ("teacher_epochs", "prune_epochs", "warmup_epochs", "eval_every", "n_clean"):
         check(getattr(cfg, name) >= 0, name, "cannot be negative")
     check(cfg.batch_size >= 2, "batch_size", f"must be at least 2, not {cfg.batch_size}")

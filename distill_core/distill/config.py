@@ -15,6 +15,8 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
     data: str = opt("cifar10", "pre-training dataset the defender's clean subset comes from")
     clean_fraction: float = opt(0.05, "share of the pre-training training split the defender holds (authors: 0.05)")
     n_clean: int = opt(0, "clean images by count instead of fraction (0 = use clean_fraction)")
+    defence: str = opt("", "a named defence (fine-tuning, fine-pruning, NAD, MIMIC, ...): its teacher, student, loss "
+                           "and own settings at this run's scale, under any flag given; empty = the parts chosen")
     teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
     student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
     loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp, or finetune-only (no teacher term)")
@@ -26,12 +28,17 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
     calibrate: bool = opt(False, "scale the loss's stage weights so that its gradient on the student at the start "
                                  "is as large as attention transfer's at its source placement (measured on the "
                                  "first batches); the weights chosen are recorded")
-    embedding_weight: float = opt(0.0, "weight of the authors' optional term on the final embedding, 1 - cos(student, "
-                                       "teacher) (their -cos shifted by one), added to the loss's (0 = off)")
+    embedding_weight: float = opt(0.0, "weight of an extra term on the final embedding, 1 - cos(student, teacher): "
+                                       "the authors' optional -cos shifted by one, which their code runs only as its "
+                                       "'SP'; beside a stage loss it is the lab's addition (0 = off; MIMIC's own "
+                                       "clone loss at 1 comes on top)")
+    mi_epochs: int = opt(200, "epochs of each stage's mutual-information estimator that sets MIMIC's stage weights "
+                              "(MIMIC: 200)")
     student_width: float = opt(0.0, "student width multiplier (0 = the suspicious encoder's) for new students")
     teacher_epochs: int = opt(20, "SimCLR fine-tuning epochs of the finetuned teacher (lab's choice; NAD: 5-10 "
                                   "supervised epochs)")
-    prune_ratio: float = opt(0.2, "share of the last stage's channels the pruned teacher removes, least active first")
+    prune_ratio: float = opt(0.0, "share of the last stage's channels the pruned teacher removes, least active first; "
+                                  "0 = as many as keep the clean kNN accuracy within 4 points (Liu et al.)")
     prune_epochs: int = opt(5, "SimCLR fine-tuning epochs after pruning (fine-pruning's short fine-tune)")
     warmup_epochs: int = opt(100, "SimCLR epochs of the warmup student before distillation (lab's choice)")
     epochs: int = opt(500, "distillation epochs (authors: 500)")

@@ -14,7 +14,7 @@ from torch import nn
 from ..device import Runtime
 from ..models.resnet import STAGES
 from ..ssl.simclr import info_nce
-from .losses.base import Placement
+from .losses.base import Placement, linear_projection
 from .teachers import FrozenTeacher
 
 
@@ -49,12 +49,16 @@ class Distiller:
         self.student, self.head, self.teacher, self.rt = student, head, teacher, rt
         self.name = placement.loss if placement else ""
         self.weights, self.temperature = placement.weights if placement else {}, temperature
-        self.embedding_weight = embedding_weight if teacher else 0.0
+        own = placement.embedding if placement else 0.0  # a loss's own final-embedding term (MIMIC's clone loss)
+        self.embedding_weight = embedding_weight + own if teacher else 0.0
         self.augment, self.gen, self.seed, self.epoch = augment, gen, gen.initial_seed(), 0
         self.stage_loss = rt.module(nn.ModuleDict({
             s: placement.build(student.stage_channels[STAGES.index(s)], teacher.stage_channels[STAGES.index(s)])
             for s in self.weights}))
-        trained = [p for p in self.stage_loss.parameters() if p.requires_grad]
+        # a student of another width meets the teacher's embedding through a learned linear map (as stage losses do)
+        self.embedding_map = rt.module(linear_projection(student.feature_dim, teacher.feature_dim) if teacher
+                                       else nn.Identity())
+        trained = [p for m in (self.stage_loss, self.embedding_map) for p in m.parameters() if p.requires_grad]
         self.opt = rt.optimizer(torch.optim.Adam, [*student.parameters(), *head.parameters(), *trained], lr=lr,
                                 weight_decay=weight_decay)
         self.losses = rt.compiled(self.losses)
@@ -80,13 +84,15 @@ class Distiller:
 
     def state_dict(self) -> dict:
         return {"student": self.student.state_dict(), "head": self.head.state_dict(),
-                "stage_loss": self.stage_loss.state_dict(), "optimizer": self.opt.state_dict(),
+                "stage_loss": self.stage_loss.state_dict(), "embedding_map": self.embedding_map.state_dict(),
+                "optimizer": self.opt.state_dict(),
                 "generator": self.gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.student.load_state_dict(state["student"])
         self.head.load_state_dict(state["head"])
         self.stage_loss.load_state_dict(state["stage_loss"])
+        self.embedding_map.load_state_dict(state.get("embedding_map", {}))
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"])
 
@@ -100,7 +106,7 @@ class Distiller:
             if self.weights or self.embedding_weight:
                 teacher_feature, teacher_maps = self.teacher(views[:n])
                 if self.embedding_weight:
-                    terms["embedding"] = 1 - F.cosine_similarity(first_rows(feature, n).float(),
+                    terms["embedding"] = 1 - F.cosine_similarity(self.embedding_map(first_rows(feature, n).float()),
                                                                  teacher_feature.float()).mean()
                 for s in self.weights:
                     i = STAGES.index(s)

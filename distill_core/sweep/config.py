@@ -16,7 +16,7 @@ from ..config import check, check_dataset, opt
 from ..distill import LOSSES, PLACEMENTS, STUDENTS, TEACHERS
 from ..pipeline import STAGES, StagesConfig
 
-TEACHER_LOSSES = ",".join(name for name, spec in LOSSES.items() if spec.build)  # the six the study compares
+TEACHER_LOSSES = ",".join(name for name, spec in LOSSES.items() if spec.build and spec.study)  # the study's six
 
 
 @dataclass

@@ -27,17 +27,21 @@ from ...models.resnet import STAGES
 
 PLACEMENTS = ("source", "authors", "all-stages")
 Build = Callable[[int, int], nn.Module]  # (student channels, teacher channels) -> the stage loss module
+Weigh = Callable[..., tuple["Placement", dict]]
 
 
 @dataclass(frozen=True)
 class Placement:
     """Stages and weights of one loss, and the module built at each; `note` cites where it comes from and says
-    what differs from the paper."""
+    what differs from the paper. A loss may carry its own final-embedding term (`embedding`: MIMIC's clone loss)
+    and set its stage weights when the run starts (`weigh`: MIMIC's mutual information)."""
     loss: str
     weights: dict[str, float]
     build: Build
     note: str
     variant: str = ""  # the name of a form other than the paper's (the authors' code's), empty for the paper's
+    embedding: float = 0.0       # weight of the loss's own 1 - cos(student, teacher) term on the final embedding
+    weigh: Weigh | None = None   # (placement, student, clean images, runtime, **knobs) -> (placement, record)
 
 
 AUTHORS_WEIGHT = 1000.0  # the defence code's beta on each of the four stages
@@ -53,20 +57,25 @@ class LossSpec:
     source_weights: dict[str, float] = field(default_factory=dict)  # where its source puts it
     source_note: str = ""             # ... said, with the citation
     authors: Placement | None = None  # the defence code's form, where it is not the paper's on four stages at 1000
+    embedding: float = 0.0            # its own final-embedding term, under every placement (MIMIC's clone loss)
+    weigh: Weigh | None = None        # how its source sets the stage weights at the start (MIMIC), `source` only
+    study: bool = True                # one of the six the study compares (MIMIC is its authors' later defence)
+    term: str = ""                    # what its stage term is called in a recipe (default: the name, capitals)
 
     def placement(self, name: str) -> Placement:
         """The named placement (see the module docstring). A loss without a teacher term has none."""
         if self.build is None:
             raise ValueError(f"'{self.name}' has no teacher term, so it has no placement")
         if name == "source":
-            return Placement(self.name, dict(self.source_weights), self.build, self.source_note)
+            return Placement(self.name, dict(self.source_weights), self.build, self.source_note,
+                             embedding=self.embedding, weigh=self.weigh)
         if name == "authors":
             return self.authors or Placement(self.name, {s: AUTHORS_WEIGHT for s in STAGES}, self.build,
                                              f"the authors' code: the paper's form on every stage at "
-                                             f"{AUTHORS_WEIGHT:g}")
+                                             f"{AUTHORS_WEIGHT:g}", embedding=self.embedding)
         if name == "all-stages":
             return Placement(self.name, {s: self.weight for s in STAGES}, self.build,
-                             f"the paper's form on every stage at {self.weight:g}")
+                             f"the paper's form on every stage at {self.weight:g}", embedding=self.embedding)
         raise ValueError(f"unknown placement {name!r}: choose {', '.join(PLACEMENTS)}")
 
 
