@@ -119,7 +119,8 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
     return {"preset": cfg.preset, "attack": cfg.attack, "teacher": cfg.teacher, "student": cfg.student,
             "loss": cfg.loss, "downstream": cfg.downstream, "target": attacked["target"],
             "clean": attacked["clean"], "poisoned": attacked["poisoned"], "distilled": distilled["distilled"],
-            "teacher_scores": distilled["teacher_scores"],
+            "teacher_scores": distilled["teacher_scores"], "teacher_budget": distilled.get("teacher_budget"),
+            "recipe": distilled.get("recipe"), "verdict": distilled.get("verdict"),
             "gallery": {**attacked["gallery"], "distilled": distilled["gallery"]["distilled"]},
             "clean_encoder": attack_cfg.encoder, "encoder": distilled["encoder"], "runs": runs, "seconds": seconds}
 

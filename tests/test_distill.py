@@ -21,7 +21,7 @@ from distill_core.tasks import make_config, run_task
 TEACHER_LOSSES = [name for name, spec in LOSSES.items() if spec.build is not None]
 TINY = dict(device="cpu", precision="fp32", data="shapes", downstream="signs", probe="linear", image_size=16,
             n_downstream_train=60, n_downstream_test=30, n_clean=16, batch_size=8, epochs=1, teacher_epochs=1,
-            prune_epochs=1, warmup_epochs=1, eval_every=0, student_width=0.125, target="priority")
+            prune_epochs=1, warmup_epochs=1, eval_every=0, student_width=0.125, target="priority", mi_epochs=2)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +33,9 @@ def suspicious(tmp_path_factory):
     return str(path)
 
 
-def test_all_72_combinations_run_end_to_end(suspicious, tmp_path):
+def test_every_combination_runs_end_to_end(suspicious, tmp_path):
     combos = list(itertools.product(TEACHERS, STUDENTS, TEACHER_LOSSES))
-    assert len(combos) == 72
+    assert len(combos) == 4 * 3 * 7  # the study's six losses and MIMIC
     for teacher, student, loss in combos:
         cfg = DistillConfig(**TINY, encoder=suspicious, teacher=teacher, student=student, loss=loss)
         out = tmp_path / f"{teacher}-{student}-{loss}"
@@ -193,9 +193,12 @@ def test_every_loss_runs_at_each_placement_and_the_run_records_it(suspicious, tm
         _, s = run_task("distill", DistillConfig(**{**TINY, "epochs": 2}, encoder=suspicious, teacher="poisoned",
                                                  student="scratch", loss=loss, placement=placement), out=out)
         want = LOSSES[loss].placement(placement)
-        assert s["placement"] == placement and s["weights"] == want.weights and s["variant"] == want.variant, loss
+        assert s["placement"] == placement and s["variant"] == want.variant, loss
+        weights = s["weighing"]["weights"] if want.weigh else want.weights  # MIMIC's, measured at the start
+        assert s["weights"] == weights and (s["weighing"] is None) == (want.weigh is None), loss
+        assert s["embedding_weight"] == want.embedding and s["recipe"].startswith("SimCLR + "), loss
         _, _, meta = load_encoder(out / "encoder.safetensors")
-        assert meta["provenance"]["placement"] == placement and meta["provenance"]["weights"] == want.weights
+        assert meta["provenance"]["placement"] == placement and meta["provenance"]["weights"] == weights
         epochs = [e for e in read_events(out) if e["kind"] == "epoch"]
         entropy = {k for e in epochs for k in e if k.endswith(".entropy")}
         assert entropy == ({f"afd.{st}.entropy" for st in STAGES} if loss == "afd" else set()), loss
@@ -209,46 +212,129 @@ def test_bad_placement_and_calibrating_no_teacher_term_are_refused_with_one_sent
         validate(DistillConfig(**TINY, encoder=suspicious, loss="finetune-only", calibrate=True))
 
 
-def test_calibrated_weights_give_attention_transfers_starting_gradient(suspicious, tmp_path):
-    """The gradient norms are measured anew here, on batches and augmentations the calibration never saw."""
+def test_calibrated_weights_give_attention_transfers_pull_stage_by_stage(tmp_path):
+    """Per stage, the calibrated loss's mean gradient matches AT's at the run's placement: exactly on the batches it
+    measured, and within a factor of 2 on batches it never saw (measured: 1.15-1.50, where the raw scales differ by
+    x0.0006 to x20)."""
     from distill_core.data.augment import SimCLRAugment
     from distill_core.device import Runtime
-    from distill_core.distill.calibrate import calibrate, teacher_term_gradient
+    from distill_core.distill.calibrate import BATCHES, calibrate, measure
     from torch import nn
 
     rt = Runtime.create("cpu", "fp32", channels_last=False)
     torch.manual_seed(0)
     student, teacher = cifar_resnet18(0.125, input_size=16), FrozenTeacher(cifar_resnet18(0.125, input_size=16))
     clean = torch.randint(0, 256, (256, 3, 16, 16), dtype=torch.uint8)
-    at = LOSSES["at"].placement("source")
-    at_modules = nn.ModuleDict({s: at.build(1, 1) for s in at.weights})
     augment = SimCLRAugment(size=16)
-    for loss in ("sp", "kd", "cc"):
-        placement = LOSSES[loss].placement("source")
+    for loss, where in (("sp", "source"), ("kd", "source"), ("cc", "authors")):
+        placement = LOSSES[loss].placement(where)
         modules = nn.ModuleDict({s: placement.build(student.stage_channels[STAGES.index(s)],
                                                     teacher.stage_channels[STAGES.index(s)])
                                  for s in placement.weights})
         calibrated, record = calibrate(placement, modules, student, teacher, clean, rt, augment=augment,
-                                       batch_size=16, seed=0)
-        assert record["batches"] == 8 and calibrated.weights == {
-            s: w * record["factor"] for s, w in placement.weights.items()}
-        gen, norms = torch.Generator().manual_seed(1), []
-        for i in range(8):
-            views = augment(clean[16 * i: 16 * (i + 1)], gen)
-            norms.append([teacher_term_gradient(student, teacher, m, w, views, rt)
-                          for m, w in ((modules, calibrated.weights), (at_modules, at.weights))])
-        ours, reference = (sum(n[k] for n in norms) / len(norms) for k in (0, 1))
-        assert ours == pytest.approx(reference, rel=0.1), (loss, norms, record)
+                                       batch_size=16, seed=0, where=where)
+        assert record["batches"] == BATCHES and record["reference"] == f"at/{where}"
+        assert calibrated.weights == {s: w * record["factors"][s] for s, w in placement.weights.items()}
+        for seed, within in ((0, 1.0001), (1, 2.0)):
+            again = measure(calibrated, modules, student, teacher, clean, rt, augment=augment, batch_size=16,
+                            seed=seed, embedding_weight=0.0, where=where, when="again")
+            for s in placement.weights:  # the calibrated term pulls as hard as AT's at its stage
+                assert 1 / within <= again["factors"][s] <= within, (loss, s, seed, again)
 
 
-def test_the_field_s_named_defences_are_their_combinations():
+def test_calibration_refuses_a_loss_with_no_pull_in_one_sentence():
+    """A term with no gradient on the student (as one that already matches its teacher) cannot be scaled to AT's."""
+    from dataclasses import replace
+
+    from distill_core.data.augment import SimCLRAugment
+    from distill_core.device import Runtime
+    from distill_core.distill.calibrate import calibrate
+    from torch import nn
+
+    class Flat(nn.Module):
+        def __init__(self, *channels):
+            super().__init__()
+
+        def forward(self, s, t):
+            return 0 * s.float().mean()
+
+    torch.manual_seed(0)
+    student, teacher = cifar_resnet18(0.125, input_size=16), FrozenTeacher(cifar_resnet18(0.125, input_size=16))
+    placement = replace(LOSSES["cc"].placement("authors"), build=Flat)
+    modules = nn.ModuleDict({s: Flat() for s in placement.weights})
+    with pytest.raises(ValueError, match=r"^calibrate: at the start, the 'cc' term on layer1 pulls on the student "
+                                         r"with a gradient of 0 .* outside 1e-06-10000 \(the student already matches "
+                                         r"its teacher there\); run it uncalibrated"):
+        calibrate(placement, modules, student, teacher, torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8),
+                  Runtime.create("cpu", "fp32", channels_last=False), augment=SimCLRAugment(size=16), batch_size=16,
+                  seed=0, where="authors")
+
+
+def test_calibration_is_measured_again_after_the_first_epoch(suspicious, tmp_path):
+    cfg = DistillConfig(**{**TINY, "epochs": 2}, encoder=suspicious, teacher="poisoned", student="scratch", loss="kd",
+                        placement="source", calibrate=True, embedding_weight=5.0)
+    _, s = run_task("distill", cfg, out=tmp_path / "twice")
+    first, second = s["calibration"]
+    assert (first["when"], second["when"]) == ("at the start", "after the first epoch")
+    assert s["weights"] == second["weights"] and first["weights_before"] == second["weights_before"] == {"layer4": 0.9}
+    assert first["gradient_norm"]["embedding"] > 0  # the final-embedding term's pull, measured beside
+    assert "calibrated" in s["recipe"]
+
+
+def test_the_field_s_named_defences_are_their_combinations_and_settings():
     from distill_core.distill import RECOMMENDED
-    from distill_core.distill.baselines import baselines_in, defence_name
-    assert defence_name({"teacher": "finetuned", "student": "poisoned-init", "loss": "at"}) == "NAD"
+    from distill_core.distill.baselines import defence_name, defences_in
+    nad = {"teacher": "finetuned", "student": "poisoned-init", "loss": "at"}
+    assert defence_name(nad) == "NAD"
+    assert defence_name(nad, config={"teacher_epochs": 5, "weights": "0,0,0,5000", "epochs": 20}) == "NAD"
+    assert defence_name(nad, config={"teacher_epochs": 5, "weights": "", "epochs": 72}) == "NAD (at the run's placement)"
     assert defence_name({"teacher": "pruned", "student": "poisoned-init", "loss": "finetune-only"}) == "fine-tuning"
-    assert [b.name for b in baselines_in({"teacher": "pruned", "student": "warmup", "loss": "at"})] == ["fine-pruning"]
-    assert baselines_in({"teacher": "pruned", "student": "warmup", "loss": "finetune-only"}) == []  # no teacher built
+    pruned = {"teacher": "pruned", "student": "warmup", "loss": "at"}
+    assert [d.name for d in defences_in(pruned)] == ["fine-pruning", "fine-pruning (fixed 20%)"]
+    assert defence_name(pruned, "teacher_scores", {"prune_ratio": 0.2}) == "fine-pruning (fixed 20%)"
+    assert defences_in({"teacher": "pruned", "student": "warmup", "loss": "finetune-only"}) == []  # no teacher built
+    assert defence_name({"teacher": "poisoned", "student": "scratch", "loss": "mimic"}) == "MIMIC"
     assert defence_name(RECOMMENDED) == ""
+
+
+def test_a_named_defence_brings_its_parts_and_own_settings_at_the_run_s_scale_under_any_flag():
+    demo = make_config("distill", "demo", {"defence": "NAD"})
+    assert (demo.teacher, demo.student, demo.loss, demo.weights) == ("finetuned", "poisoned-init", "at", "0,0,0,5000")
+    assert demo.epochs == 4 * demo.teacher_epochs == 20  # NAD: 20 epochs after a 5-epoch fine-tune
+    assert make_config("distill", "demo", {"defence": "NAD", "epochs": 7}).epochs == 7  # a flag wins
+    mimic = make_config("distill", "demo", {"defence": "MIMIC"})
+    assert (mimic.teacher, mimic.student, mimic.loss) == ("poisoned", "scratch", "mimic")
+    assert make_config("distill", "demo", {"defence": "fine-pruning (fixed 20%)"}).prune_ratio == 0.2
+    with pytest.raises(ValueError, match="defence: unknown 'STRIP'; choose fine-tuning, fine-pruning"):
+        validate(make_config("distill", "demo", {"defence": "STRIP", "encoder": "x"}))
+
+
+def test_fine_pruning_prunes_until_the_clean_accuracy_would_drop_by_more_than_4_points():
+    from types import SimpleNamespace
+
+    from distill_core.distill import teachers
+
+    # 4 channels, least active first: 0, 1, 2, 3. Channel 0 is noise; 1, 2 and 3 hold the classes, but with one
+    # channel left every normalised embedding is the same point, so kNN (on cosine similarity) is at chance
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(200) % 2
+    features = torch.stack([0.01 * torch.rand(200, generator=gen), 0.2 + 0.1 * labels, 0.3 + 0.2 * (1 - labels),
+                            0.4 + 0.2 * (1 - labels)], 1)
+    accuracy = lambda keep: teachers.clean_knn_accuracy(features * keep, labels, 2)
+    assert accuracy(torch.tensor([1.0, 1, 1, 1])) == 1.0 and accuracy(torch.tensor([0.0, 0, 0, 1])) < 0.96
+    d = SimpleNamespace(cfg=DistillConfig(prune_ratio=0.0), labels=labels)
+    original = teachers.prune_order
+    teachers.prune_order = lambda encoder, d: (torch.arange(4), features)
+    try:
+        keep, record = teachers.channels_to_prune(None, d)
+        assert keep.tolist() == [False, False, True, True] and record["pruned"] == 2  # a third: chance
+        assert record["knn_accuracy"]["before"] - record["knn_accuracy"]["after"] <= 0.04
+        d.cfg = DistillConfig(prune_ratio=0.5)
+        assert teachers.channels_to_prune(None, d)[0].tolist() == [False, False, True, True]
+        d.cfg = DistillConfig(prune_ratio=0.25)
+        assert teachers.channels_to_prune(None, d)[1]["rule"] == "fixed share 0.25"
+    finally:
+        teachers.prune_order = original
 
 
 def test_the_teachers_fine_tune_takes_teacher_lr_and_the_students_phases_lr():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..runs.registry import Task
+from .baselines import DEFENCES
 from .checks import validate
 from .config import DistillConfig
 from .losses import LOSSES, PLACEMENTS
@@ -10,11 +11,16 @@ from .students import STUDENTS
 from .teachers import TEACHERS
 from .trainer import distill_plan, run_distill
 
-__all__ = ["DISTILL_TASK", "DistillConfig", "LOSSES", "PLACEMENTS", "PREPARE_TASK", "RECOMMENDED", "STUDENTS",
+__all__ = ["DEFENCES", "DISTILL_TASK", "DistillConfig", "LOSSES", "PLACEMENTS", "PREPARE_TASK", "RECOMMENDED", "STUDENTS",
            "TEACHERS", "distill_plan", "run_distill", "validate"]
 RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the study's best parts (Han et al.)
 
+def defence_settings(cfg: DistillConfig) -> dict:
+    """What `--defence NAME` sets: the named defence's parts and its own settings at the run's scale."""
+    return DEFENCES[cfg.defence].applied(cfg) if cfg.defence in DEFENCES else {}
+
+
 DISTILL_TASK = Task("distill", DistillConfig, run_distill, "Purify a suspicious encoder by distilling it into a "
-                    "student on clean data.", validate, resumable=True)
+                    "student on clean data.", validate, resumable=True, named=defence_settings)
 PREPARE_TASK = Task("prepare", DistillConfig, prepare, "Build a distillation's teacher and student into its reuse "
                     "folder (fine-tuning, pruning, warm-up) without distilling.", validate)

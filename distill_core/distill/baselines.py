@@ -1,44 +1,87 @@
-"""Defences the field names, as combinations of the lab's parts, so the app, the sweep and its tables call them
-by their names and cite them. Each runs on the same clean data and is scored by the same evaluator as every
-other combination.
+"""Defences the field names, as combinations of the lab's parts (teacher, student, loss) and their own settings at
+the run's scale, so the app, the CLI (`--defence`), the sweep and its tables call them by their names and cite them.
+Each runs on the same clean data and is scored by the same evaluator as every other combination.
 
 - `fine-tuning`: the suspicious encoder trained on the clean data with no teacher term (its SimCLR loss only):
-  the baseline of Fine-Pruning (Liu, Dolan-Gavitt & Garg, RAID 2018) and of NAD.
-- `NAD`: Neural Attention Distillation (Li et al., ICLR 2021): the suspicious model is the student, its copy
-  fine-tuned on the clean data the teacher, attention transfer the loss. NAD weighs layer2-4 of a supervised
-  network; here the run's placement applies.
-- `fine-pruning`: Fine-Pruning (Liu et al., RAID 2018): the suspicious encoder with its least active last-stage
-  channels pruned, then fine-tuned: the `pruned` teacher itself, whose figures a distillation reports.
+  the baseline of Fine-Pruning (Liu, Dolan-Gavitt & Garg, RAID 2018) and of NAD. Every distillation from a
+  fine-tuned teacher also scores that teacher alone: fine-tuning at the teacher's budget.
+- `fine-pruning`: Fine-Pruning (Liu et al., RAID 2018): layer4's least active channels pruned until the clean
+  accuracy would drop by more than 4 points, then fine-tuned: the `pruned` teacher itself, whose figures a
+  distillation reports (`teachers.py`). `fine-pruning (fixed 20%)` is the lab's earlier form.
+- `NAD`: Neural Attention Distillation (Li et al., ICLR 2021; bboylyg/NAD `config.py`): the suspicious model is
+  the student, its fine-tuned copy the teacher, attention transfer on the last group only at beta 5000 (layer4),
+  for 20 epochs after a 5-10 epoch fine-tune; here 4x the teacher's fine-tuning epochs (20 after the demo's 5).
+  NAD trains with the labels' cross-entropy; an encoder has none, so the student's SimCLR loss stands in.
+  `NAD (at the run's placement)` is the lab's earlier form: AT at the run's placement and epochs.
+- `MIMIC` (Han et al., IEEE TIFS 2025; wssun/MIMIC): the suspicious encoder as the teacher, a randomly
+  initialised student, its loss (`losses/mimic.py`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .config import DistillConfig
+
+NAD_EPOCHS_PER_TEACHER_EPOCH = 4  # NAD: 20 epochs after a 5-epoch fine-tune
+
+
+def no_settings(cfg: DistillConfig) -> dict:
+    return {}
 
 
 @dataclass(frozen=True)
-class Baseline:
+class NamedDefence:
     name: str
     cite: str
-    parts: dict[str, str]   # the teacher / student / loss choices that make it (a part left out: any)
+    title: str                  # what it is here, in one line
+    parts: dict[str, str]       # the teacher / student / loss choices that make it (a part left out: any)
+    settings: Callable[[DistillConfig], dict] = field(default=no_settings)  # its own, at the run's scale
     encoder: str = "distilled"  # which encoder of the run it is: the student, or the teacher ("teacher_scores")
 
+    def applied(self, cfg: DistillConfig) -> dict:
+        """The config overrides that make a run of `cfg`'s scale this defence."""
+        return {**self.parts, **self.settings(cfg)}
 
-BASELINES = {b.name: b for b in (
-    Baseline("fine-tuning", "Liu et al., RAID 2018", {"student": "poisoned-init", "loss": "finetune-only"}),
-    Baseline("NAD", "Li et al., ICLR 2021", {"teacher": "finetuned", "student": "poisoned-init", "loss": "at"}),
-    Baseline("fine-pruning", "Liu et al., RAID 2018", {"teacher": "pruned"}, encoder="teacher_scores"),
+
+def nad_settings(cfg: DistillConfig) -> dict:
+    return {"weights": "0,0,0,5000", "epochs": max(1, NAD_EPOCHS_PER_TEACHER_EPOCH * cfg.teacher_epochs)}
+
+
+DEFENCES = {d.name: d for d in (
+    NamedDefence("fine-tuning", "Liu et al., RAID 2018", "The suspicious encoder fine-tuned on the clean data with "
+                 "SimCLR alone, no teacher.", {"student": "poisoned-init", "loss": "finetune-only"}),
+    NamedDefence("fine-pruning", "Liu et al., RAID 2018", "Layer4's least active channels pruned until the clean "
+                 "accuracy drops by more than 4 points, then a short fine-tune (the pruned teacher alone).",
+                 {"teacher": "pruned"}, lambda cfg: {"prune_ratio": 0.0}, encoder="teacher_scores"),
+    NamedDefence("fine-pruning (fixed 20%)", "Liu et al., RAID 2018", "The lab's earlier fine-pruning: a fixed 20% "
+                 "of layer4's channels pruned, then a short fine-tune.", {"teacher": "pruned"},
+                 lambda cfg: {"prune_ratio": 0.2}, encoder="teacher_scores"),
+    NamedDefence("NAD", "Li et al., ICLR 2021", "The suspicious encoder distilled from its fine-tuned copy: attention "
+                 "transfer on layer4 at 5000, for 4x the teacher's fine-tuning epochs.",
+                 {"teacher": "finetuned", "student": "poisoned-init", "loss": "at"}, nad_settings),
+    NamedDefence("NAD (at the run's placement)", "Li et al., ICLR 2021", "The lab's earlier NAD: attention transfer "
+                 "at the run's placement and epochs.", {"teacher": "finetuned", "student": "poisoned-init",
+                                                        "loss": "at"}),
+    NamedDefence("MIMIC", "Han et al., IEEE TIFS 2025", "A random student distilled from the suspicious encoder: "
+                 "attention transfer weighted by mutual information, and a clone loss.",
+                 {"teacher": "poisoned", "student": "scratch", "loss": "mimic"}),
 )}
 
 
-def baselines_in(choice: dict) -> list[Baseline]:
-    """The named defences a run with these teacher / student / loss choices is, or holds (its teacher)."""
-    applies = [b for b in BASELINES.values() if all(choice.get(k) == v for k, v in b.parts.items())]
+def defences_in(choice: dict, config: dict | None = None) -> list[NamedDefence]:
+    """The named defences a run with these teacher / student / loss choices (and, when given, this config) is, or
+    holds (its teacher). Without a config only the parts are compared."""
+    applies = [d for d in DEFENCES.values() if all(choice.get(k) == v for k, v in d.parts.items())]
+    if config is not None:
+        cfg = DistillConfig(**{k: v for k, v in config.items() if k in DistillConfig.__dataclass_fields__})
+        applies = [d for d in applies if all(config.get(k) == v for k, v in d.settings(cfg).items())]
     if choice.get("loss") == "finetune-only":  # no teacher is built: nothing of the teacher's is scored
-        applies = [b for b in applies if b.encoder == "distilled"]
+        applies = [d for d in applies if d.encoder == "distilled"]
     return applies
 
 
-def defence_name(choice: dict, encoder: str = "distilled") -> str:
+def defence_name(choice: dict, encoder: str = "distilled", config: dict | None = None) -> str:
     """The named defence ('' if none) that this combination's student (or, as `encoder`, its teacher) is: what a
     table calls it."""
-    return next((b.name for b in baselines_in(choice) if b.encoder == encoder), "")
+    return next((d.name for d in defences_in(choice, config) if d.encoder == encoder), "")

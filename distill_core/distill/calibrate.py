@@ -1,64 +1,109 @@
-"""Calibrated weights: a loss's stage weights scaled by one factor so that, at the start of distillation, its
-weighted teacher term pulls on the student as hard as attention transfer at its source placement does.
+"""Calibrated weights: each stage weight of a loss scaled so that its weighted teacher term pulls on the student as
+hard as attention transfer does at the same stage and the same placement.
 
 Losses differ in scale by orders of magnitude (a Gram-matrix difference, a KL, a cosine), so at their sources'
-weights a comparison of losses is partly a comparison of gradient sizes. Calibration measures the L2 norm of the
-gradient of each weighted teacher term with respect to the student's parameters on the first batches the
-distillation will see (one augmented view, as the stage losses use), and matches the means. This is the lab's
-choice for a fair comparison (in the spirit of gradient-norm balancing, Chen et al., GradNorm, ICML 2018), not a
-method of the study. The student's batch-norm statistics and the run's random streams are left as they were.
+weights a comparison of losses is partly a comparison of gradient sizes. Calibration measures, per stage, the
+gradient of the weighted stage term with respect to the student's parameters, averaged over the first batches the
+distillation will see (one augmented view, as the stage losses use), and sets
+    factor_s = |mean gradient of AT's term at s| / |mean gradient of the loss's term at s|
+with AT at the run's own placement (its weights there; AT's `source` has every stage). The norm of the mean
+gradient, not the mean of per-batch norms: a relational loss whose gradient points another way on every batch
+pulls less than its per-batch norms say. The factors are measured at the start and again after the first epoch
+(the student has moved, and a poisoned-init student starts where its teacher is), and the run carries the second
+set from its second epoch; both are recorded. A run's final-embedding term is the same whatever the loss, so it is
+not scaled: its pull is measured and recorded beside the stage terms'. A factor outside `SANE` is refused in one
+sentence: above it the loss has next to no gradient there (the student already matches its teacher).
+
+This is the lab's choice for a fair comparison (in the spirit of gradient-norm balancing, Chen et al., GradNorm,
+ICML 2018), not a method of the study. The student's batch-norm statistics and the run's random streams are left
+as they were.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..models.resnet import STAGES
 from ..training import epoch_batches
 from .losses import LOSSES, Placement
 
-REFERENCE = ("at", "source")
-BATCHES = 8
+REFERENCE = "at"
+BATCHES = 4
+SANE = (1e-6, 1e4)  # the authors' CC on unpooled maps needs about x6e-4, KD at its source x20
 
 
-def teacher_term_gradient(student: nn.Module, teacher: nn.Module, modules: nn.ModuleDict, weights: dict,
-                          views: torch.Tensor, rt) -> float:
-    """|d(sum_s w_s loss_s(student stage s, teacher stage s)) / d student|_2 on one batch of views."""
+def mean_gradients(student: nn.Module, teacher: nn.Module, terms: dict, views: list[torch.Tensor], rt) -> dict:
+    """{name: the gradient of term(student maps, teacher maps) with respect to the student's parameters, flattened,
+    averaged over the batches of `views`}. `terms` maps a name to a function of (maps, teacher maps, feature,
+    teacher feature) -> a scalar."""
     params = [p for p in student.parameters() if p.requires_grad]
-    with rt.autocast():
-        _, maps = student(views, stages=True)
-        _, teacher_maps = teacher(views)
-        term = sum(w * modules[s](maps[STAGES.index(s)], teacher_maps[STAGES.index(s)]) for s, w in weights.items())
-    grads = torch.autograd.grad(term, params, allow_unused=True)
-    return float(torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads if g is not None])))
+    total = {name: torch.zeros(sum(p.numel() for p in params), device=rt.device) for name in terms}
+    for batch in views:
+        with rt.autocast():
+            feature, maps = student(batch, stages=True)
+            teacher_feature, teacher_maps = teacher(batch)
+            values = {name: fn(maps, teacher_maps, feature, teacher_feature) for name, fn in terms.items()}
+        for name, value in values.items():
+            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+            total[name] += torch.cat([(g if g is not None else torch.zeros_like(p)).float().flatten()
+                                      for g, p in zip(grads, params)])
+    return {name: g / len(views) for name, g in total.items()}
 
 
-def calibrate(placement: Placement, modules: nn.ModuleDict, student: nn.Module, teacher: nn.Module, clean, rt, *,
-              augment, batch_size: int, seed: int, batches: int = BATCHES) -> tuple[Placement, dict]:
-    """(the placement with its weights scaled, the record of what was measured). `modules` are the placement's
-    stage losses as the run built them; the reference's are built here (AT has no parameters)."""
-    ref = LOSSES[REFERENCE[0]].placement(REFERENCE[1])
-    ref_modules = nn.ModuleDict({s: ref.build(student.stage_channels[STAGES.index(s)],
-                                              teacher.stage_channels[STAGES.index(s)]) for s in ref.weights})
+def stage_term(module: nn.Module, stage: str, weight: float):
+    i = STAGES.index(stage)
+    return lambda maps, teacher_maps, *_: weight * module(maps[i], teacher_maps[i])
+
+
+def measure(placement: Placement, modules: nn.ModuleDict, student: nn.Module, teacher: nn.Module, clean, rt, *,
+            augment, batch_size: int, seed: int, embedding_weight: float, where: str, when: str,
+            embedding_map: nn.Module = nn.Identity()) -> dict:
+    """The per-stage gradient norms of the loss and of AT at the run's placement (`where`), and the factors."""
+    reference = LOSSES[REFERENCE].placement(where)
+    ref_modules = {s: reference.build(student.stage_channels[STAGES.index(s)], teacher.stage_channels[STAGES.index(s)])
+                   for s in placement.weights}
+    terms = {f"loss.{s}": stage_term(modules[s], s, w) for s, w in placement.weights.items()}
+    terms.update({f"at.{s}": stage_term(ref_modules[s], s, reference.weights[s]) for s in placement.weights})
+    if embedding_weight:
+        terms["embedding"] = lambda m, tm, f, tf: embedding_weight * (
+            1 - F.cosine_similarity(embedding_map(f.float()), tf.float()).mean())
     gen = torch.Generator(device=rt.device).manual_seed(seed * 1000 + 7)  # its own draws
     kept = {k: v.clone() for k, v in student.state_dict().items()}  # batch-norm statistics move in train mode
     student.train()
-    norms = {"loss": [], "reference": []}
     try:
-        for idx in epoch_batches(len(clean), batch_size, seed, 1)[:batches]:
-            views = rt.prepare(augment(clean[idx.to(rt.device)], gen))
-            norms["loss"].append(teacher_term_gradient(student, teacher, modules, placement.weights, views, rt))
-            norms["reference"].append(teacher_term_gradient(student, teacher, ref_modules, ref.weights, views, rt))
+        views = [rt.prepare(augment(clean[idx.to(rt.device)], gen))
+                 for idx in epoch_batches(len(clean), batch_size, seed, 1)[:BATCHES]]
+        norms = {k: float(g.norm()) for k, g in mean_gradients(student, teacher, terms, views, rt).items()}
     finally:
         student.load_state_dict(kept)
-    loss, reference = (sum(v) / len(v) for v in (norms["loss"], norms["reference"]))
-    if not loss > 0:
-        raise ValueError(f"calibrate: the '{placement.loss}' term has no gradient on the student at the start, "
-                         "so no weight can match it")
-    factor = reference / loss
-    weights = {s: w * factor for s, w in placement.weights.items()}
-    record = {"reference": "/".join(REFERENCE), "batches": len(norms["loss"]), "factor": factor,
-              "gradient_norm": {"loss": loss, "reference": reference}, "weights_before": placement.weights}
-    return replace(placement, weights=weights, note=f"{placement.note}; calibrated x{factor:.3g}"), record
+    factors = {}
+    for s in placement.weights:
+        loss, ref = norms[f"loss.{s}"], norms[f"at.{s}"]
+        factor = ref / loss if loss > 0 else float("inf")
+        if not SANE[0] <= factor <= SANE[1]:
+            why = ("the student already matches its teacher there" if factor > SANE[1] else
+                   "its pull dwarfs attention transfer's")
+            raise ValueError(f"calibrate: {when}, the '{placement.loss}' term on {s} pulls on the student with a "
+                             f"gradient of {loss:.2g} against attention transfer's {ref:.2g}, so its weight would be "
+                             f"multiplied by {factor:.2g}, outside {SANE[0]:g}-{SANE[1]:g} ({why}); run it "
+                             "uncalibrated, or with another teacher or student")
+        factors[s] = factor
+    return {"when": when, "batches": len(views), "reference": f"{REFERENCE}/{where}", "gradient_norm": norms,
+            "factors": factors}
+
+
+def calibrate(base: Placement, modules: nn.ModuleDict, student: nn.Module, teacher: nn.Module, clean, rt, *,
+              augment, batch_size: int, seed: int, where: str = "source", embedding_weight: float = 0.0,
+              embedding_map: nn.Module = nn.Identity(), when: str = "at the start") -> tuple[Placement, dict]:
+    """(the placement with each stage's weight scaled, the record of what was measured). `base` is the uncalibrated
+    placement, `where` its name (AT's weights there are the reference), `modules` its stage losses as the run built
+    them; AT's are built here (it has no parameters)."""
+    record = measure(base, modules, student, teacher, clean, rt, augment=augment, batch_size=batch_size, seed=seed,
+                     embedding_weight=embedding_weight, embedding_map=embedding_map, where=where, when=when)
+    weights = {s: w * record["factors"][s] for s, w in base.weights.items()}
+    factors = ", ".join(f"{s} x{f:.3g}" for s, f in record["factors"].items())
+    return replace(base, weights=weights, note=f"{base.note}; calibrated {when}: {factors}"), \
+        {**record, "weights_before": base.weights, "weights": weights}

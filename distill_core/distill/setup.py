@@ -73,10 +73,12 @@ class Defence:
     suspicious: nn.Module                 # never trained in place: teachers and students copy it
     suspicious_head: nn.Module | None     # the projection head saved with it, if any
     clean: torch.Tensor                   # the defender's images, uint8 [N, 3, H, W], on the device
+    labels: torch.Tensor                  # their classes (fine-pruning's clean accuracy)
     emit: OnEvent
     cancel: CancelToken
     _finetuned: nn.Module | None = field(default=None, repr=False)
     kept: list[Path] = field(default_factory=list)  # the kept SimCLR runs this defence trained or reused
+    records: dict = field(default_factory=dict)     # what building a teacher or student measured (fine-pruning)
 
     @property
     def head_dim(self) -> int:
@@ -146,5 +148,6 @@ def open_defence(cfg: DistillConfig, run, cancel: CancelToken):
     cfg = replace(cfg, image_size=meta.get("input_size", cfg.image_size))
     clean = clean_subset(cfg)
     suspicious = rt.module(suspicious).eval().requires_grad_(False)
-    return cfg, suspect, Defence(cfg, rt, suspicious, head, clean.images.to(rt.device), run, cancel), clean
+    defence = Defence(cfg, rt, suspicious, head, clean.images.to(rt.device), clean.labels.to(rt.device), run, cancel)
+    return cfg, suspect, defence, clean
 

@@ -3,10 +3,13 @@
 - `poisoned`: the suspicious encoder as it is.
 - `finetuned`: the suspicious encoder fine-tuned with SimCLR on the clean subset (NAD's teacher, in SSL).
 - `pruned`: fine-pruning (Liu, Dolan-Gavitt & Garg, "Fine-Pruning: Defending Against Backdooring Attacks on
-  Deep Neural Networks", RAID 2018): the last stage's channels least active on clean data are removed, then
-  a short SimCLR fine-tune. Liu et al. prune the last convolutional layer until validation accuracy drops;
-  here a fixed ratio of layer4's output channels is masked (a ResNet's residual sums make the stage output
-  the place where a channel can be removed whole).
+  Deep Neural Networks", RAID 2018): the last stage's channels are removed one by one, least active on the clean
+  data first, until the clean accuracy would drop by more than 4 points, then a short SimCLR fine-tune. Liu et al.
+  measure a labelled validation set; an encoder has no classifier, so here the accuracy is a weighted kNN's
+  (k 200, temperature 0.5, the kNN monitor's) on the defender's clean images, one half classified against the
+  other with their labels. The channels are layer4's outputs (a ResNet's residual sums make the stage output the
+  place where a channel can be removed whole). `prune_ratio` > 0 removes that fixed share instead (the lab's
+  earlier form, the `fine-pruning (fixed 20%)` defence).
 - `ensemble`: the mean of the poisoned and fine-tuned teachers' stage features and embeddings.
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from torch import nn
 
 from ..data.augment import to_float
+from ..evaluate.metrics import knn_predict
 from .setup import Defence
 
 
@@ -65,17 +69,54 @@ class Ensemble(nn.Module):
         return (feature, maps) if stages else feature
 
 
-def least_active_channels(encoder: nn.Module, d: Defence, ratio: float) -> torch.Tensor:
-    """Boolean keep-mask over layer4's channels: the `ratio` with the lowest mean activation on clean images go."""
+PRUNE_DROP = 0.04  # Liu et al.: prune until the accuracy drops by more than 4 points
+
+
+@torch.no_grad()
+def layer4_features(encoder: nn.Module, d: Defence) -> torch.Tensor:
+    """The clean images' embeddings [N, C]: layer4's output pooled, so masking a channel zeroes its column."""
     encoder.eval()
-    total = torch.zeros(encoder.stage_channels[-1], device=d.rt.device)
-    with torch.no_grad(), d.rt.autocast():
-        for batch in d.clean.split(256):
-            _, maps = encoder(d.rt.prepare(to_float(batch)), stages=True)
-            total += maps[-1].float().mean(dim=(0, 2, 3)) * len(batch)
-    keep = torch.ones_like(total, dtype=torch.bool)
-    keep[total.argsort()[: int(ratio * len(total))]] = False
-    return keep
+    with d.rt.autocast():
+        return torch.cat([encoder(d.rt.prepare(to_float(batch))).float() for batch in d.clean.split(256)])
+
+
+def clean_knn_accuracy(features: torch.Tensor, labels: torch.Tensor, classes: int) -> float:
+    """The second half of the clean images classified by weighted kNN against the first half."""
+    half = len(features) // 2
+    pred = knn_predict(features[half:], features[:half], labels[:half], classes)
+    return float((pred.cpu() == labels[half:].cpu()).float().mean())
+
+
+def prune_order(encoder: nn.Module, d: Defence) -> tuple[torch.Tensor, torch.Tensor]:
+    """(layer4's channels, least active on the clean images first; the clean embeddings)."""
+    features = layer4_features(encoder, d)
+    return features.mean(0).argsort(), features
+
+
+def channels_to_prune(encoder: nn.Module, d: Defence) -> tuple[torch.Tensor, dict]:
+    """Boolean keep-mask over layer4's channels and the record of how it was chosen: a fixed share
+    (`prune_ratio`), or as many as keep the clean kNN accuracy within `PRUNE_DROP` of the unpruned one's."""
+    order, features = prune_order(encoder, d)
+    labels, classes = d.labels, int(d.labels.max()) + 1
+    keep = torch.ones(len(order), dtype=torch.bool, device=order.device)
+    before = clean_knn_accuracy(features, labels, classes)
+    if d.cfg.prune_ratio:
+        n = int(d.cfg.prune_ratio * len(order))
+    else:
+        n = 0
+        while n < len(order) - 1:
+            trial = features.clone()
+            trial[:, order[: n + 1]] = 0
+            if clean_knn_accuracy(trial, labels, classes) < before - PRUNE_DROP:
+                break
+            n += 1
+    keep[order[:n]] = False
+    trial = features * keep
+    record = {"rule": f"fixed share {d.cfg.prune_ratio:g}" if d.cfg.prune_ratio else
+              f"until the clean kNN accuracy drops by more than {100 * PRUNE_DROP:g} points",
+              "pruned": n, "channels": len(order), "knn_accuracy": {"before": before,
+                                                                   "after": clean_knn_accuracy(trial, labels, classes)}}
+    return keep, record
 
 
 def poisoned(d: Defence) -> nn.Module:
@@ -88,9 +129,12 @@ def finetuned(d: Defence) -> nn.Module:
 
 def pruned(d: Defence) -> nn.Module:
     encoder = d.copy_suspicious()
-    keep = least_active_channels(encoder, d, d.cfg.prune_ratio)
+    keep, d.records["pruning"] = channels_to_prune(encoder, d)
     encoder.layer4.append(ChannelMask(keep))
-    d.emit({"kind": "log", "message": f"pruned {int((~keep).sum())} of {len(keep)} layer4 channels"})
+    r = d.records["pruning"]
+    d.emit({"kind": "log", "message": f"pruned {r['pruned']} of {r['channels']} layer4 channels ({r['rule']}): clean "
+                                      f"kNN accuracy {100 * r['knn_accuracy']['before']:.1f}% -> "
+                                      f"{100 * r['knn_accuracy']['after']:.1f}%"})
     return d.simclr(encoder, d.suspicious_head, d.cfg.prune_epochs, "teacher")[0]
 
 

@@ -12,7 +12,7 @@ with the best quick CA, a criterion a real defender could apply (it needs no kno
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -32,9 +32,11 @@ from ..runs.store import Run
 from ..training import FORWARD, planned, simclr_passes, train_epochs
 from .checks import validate
 from .config import DistillConfig
+from .baselines import defence_name
 from .distiller import Distiller
 from .calibrate import calibrate
 from .losses import LOSSES, Placement, loss_placement
+from .recipe import recipe_text, verdict
 from .setup import Defence, Suspect, clean_subset, open_defence
 from .state import STATE_FILE, load_state, save_state
 from .students import STUDENTS, build_student
@@ -64,7 +66,8 @@ class Setup:
     task: Downstream
     quick: Downstream | None
     placement: Placement | None  # the loss where it applies (None: no teacher term)
-    calibration: dict | None = None
+    calibration: list[dict] | None = None  # each measurement of `--calibrate`, in order
+    weighing: dict | None = None  # what set the stage weights at the start, where the loss's source does (MIMIC)
 
     @property
     def same_task(self) -> bool:
@@ -171,16 +174,13 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     distiller = Distiller(student, head, teacher, setup.placement, rt, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           temperature=cfg.temperature, augment=setup.defence.augment(),
                           gen=setup.defence.generator("distill"), embedding_weight=cfg.embedding_weight)
+    uncalibrated = weigh(setup, distiller, run)
     if cfg.calibrate:
-        setup.placement, setup.calibration = calibrate(
-            setup.placement, distiller.stage_loss, student, teacher, setup.defence.clean, rt,
-            augment=setup.defence.augment(), batch_size=cfg.batch_size, seed=cfg.seed)
-        distiller.weights = setup.placement.weights
-        run({"kind": "log", "message": f"calibrated {cfg.loss}: weights x{setup.calibration['factor']:.3g}"})
+        calibrate_weights(setup, uncalibrated, distiller, teacher, run, "at the start")
     live = LiveCurves(setup, student, run)
     step, epoch = 0, 0
     if state is not None:  # the setup above is rebuilt from the seed; the loop carries on where it stopped
-        epoch, step = resume(state, distiller, live, run)
+        epoch, step = resume(state, setup, distiller, live, run)
     else:
         live.start(suspicious)
     saved = t = time.perf_counter()
@@ -192,9 +192,14 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
             if live.due(epoch) and live.record(epoch, event):
                 save_student(setup, distiller, run, "best.safetensors", epoch)
             run(event)
+            if cfg.calibrate and epoch == 1 < cfg.epochs:  # the student has moved: measured again, from epoch 2
+                calibrate_weights(setup, uncalibrated, distiller, teacher, run, "after the first epoch")
             if epoch < cfg.epochs and time.perf_counter() - saved >= cfg.checkpoint_every:
                 save_state(run.file(STATE_FILE), {"epoch": epoch, "step": step, **live.state_dict(),
                                                   "rng": torch.get_rng_state(), "distiller": distiller.state_dict(),
+                                                  "placement": {"weights": setup.placement.weights if setup.placement
+                                                                else {}, "note": setup.placement and setup.placement.note},
+                                                  "calibration": setup.calibration,
                                                   "events_offset": run.events_offset()})
                 saved = time.perf_counter()
     finally:
@@ -210,9 +215,36 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     return summarise(setup, scores, live, run, seconds)
 
 
-def resume(state: dict, distiller: Distiller, live: LiveCurves, run: Run) -> tuple[int, int]:
+def weigh(setup: Setup, distiller: Distiller, run: Run) -> Placement | None:
+    """Stage weights the loss's source measures before distilling (MIMIC's mutual information); the placement."""
+    p, cfg = setup.placement, setup.cfg
+    if p and p.weigh:
+        setup.placement, setup.weighing = p.weigh(p, distiller.student, setup.defence.clean, setup.defence.rt,
+                                                  epochs=cfg.mi_epochs, batch_size=cfg.batch_size, seed=cfg.seed)
+        distiller.weights = setup.placement.weights
+        run({"kind": "log", "message": f"{cfg.loss}: {setup.placement.note}"})
+    return setup.placement
+
+
+def calibrate_weights(setup: Setup, base: Placement, distiller: Distiller, teacher, run: Run, when: str) -> None:
+    """Scale the stage weights to AT's pull at the run's placement (`calibrate.py`), recorded in order."""
+    cfg, d = setup.cfg, setup.defence
+    setup.placement, record = calibrate(base, distiller.stage_loss, distiller.student, teacher, d.clean, d.rt,
+                                        augment=d.augment(), batch_size=cfg.batch_size, seed=cfg.seed,
+                                        where=cfg.placement, embedding_weight=distiller.embedding_weight,
+                                        embedding_map=distiller.embedding_map, when=when)
+    setup.calibration = [*(setup.calibration or []), record]
+    distiller.weights = setup.placement.weights
+    factors = ", ".join(f"{s} x{f:.3g}" for s, f in record["factors"].items())
+    run({"kind": "log", "message": f"calibrated {cfg.loss} {when}: {factors}"})
+
+
+def resume(state: dict, setup: Setup, distiller: Distiller, live: LiveCurves, run: Run) -> tuple[int, int]:
     """Load a checkpoint's loop state; (epoch, step) it stopped after."""
     distiller.load_state_dict(state["distiller"])
+    if setup.placement and "placement" in state:  # weights set during the run (a second calibration)
+        setup.placement = replace(setup.placement, **state["placement"])
+        distiller.weights, setup.calibration = setup.placement.weights, state["calibration"]
     torch.set_rng_state(state["rng"])
     live.load_state_dict(state)
     run.rewind_events(state["events_offset"])
@@ -231,11 +263,23 @@ def save_student(setup: Setup, distiller: Distiller, run: Run, name: str, epoch:
 
 def loss_record(setup: Setup) -> dict:
     """The loss as it was applied: placement, stage weights actually used, the form (variant), the final
-    embedding's weight and calibration."""
+    embedding's weight (and the loss's own share of it), what set the weights (calibration, MIMIC's weighing), and
+    all of it in words."""
     p = setup.placement
-    return {"placement": setup.cfg.placement if p else "", "weights": p.weights if p else {},
-            "variant": p.variant if p else "", "placement_note": p.note if p else "",
-            "embedding_weight": setup.cfg.embedding_weight if p else 0.0, "calibration": setup.calibration}
+    record = {"loss": setup.cfg.loss, "placement": setup.cfg.placement if p else "", "weights": p.weights if p else {},
+              "variant": p.variant if p else "", "placement_note": p.note if p else "",
+              "embedding_weight": (setup.cfg.embedding_weight + p.embedding) if p else 0.0,
+              "embedding_own": p.embedding if p else 0.0, "calibration": setup.calibration,
+              "weighing": setup.weighing}
+    return {**record, "recipe": recipe_text(record)}
+
+
+def teacher_budget(setup: Setup) -> dict | None:
+    """The teacher's own SimCLR phase (fine-tuning, or pruning's fine-tune): its epochs and learning rate."""
+    field = TEACHERS[setup.cfg.teacher].simclr_epochs
+    if not setup.placement or not field:
+        return None
+    return {"epochs": getattr(setup.cfg, field), "lr": setup.defence.phase_lr("teacher")}
 
 
 def suspect_figures(setup: Setup) -> dict:
@@ -251,7 +295,9 @@ def suspect_figures(setup: Setup) -> dict:
 def summarise(setup: Setup, scores: dict, live: LiveCurves, run: Run, seconds: dict) -> dict:
     """The run's summary: the figures before (poisoned, teacher) and after, per class, the gallery, the curves."""
     cfg, suspect, task = setup.cfg, setup.suspect, setup.task
-    summary = {"task": "distill", "teacher": cfg.teacher, "student": cfg.student, "loss": cfg.loss,
+    choice = {"teacher": cfg.teacher, "student": cfg.student, "loss": cfg.loss}
+    summary = {"task": "distill", **choice, "defence": defence_name(choice, config=asdict(cfg)),
+               "teacher_budget": teacher_budget(setup), "teacher_record": setup.defence.records or None,
                **loss_record(setup), "n_clean": len(setup.clean), "downstream": cfg.downstream,
                "target": task.classes[task.target], "trigger": cfg.trigger or suspect.trigger,
                "suspicious_encoder": str(suspect.weights)}
@@ -265,4 +311,7 @@ def summarise(setup: Setup, scores: dict, live: LiveCurves, run: Run, seconds: d
                     "gallery": task.gallery(**before, distilled=distilled),
                     "best": live.best if live.quick else None, "curves": live.curves,
                     "encoder": str(run.file("encoder.safetensors")), "seconds": seconds})
+    summary["verdict"] = verdict(summary)
+    if summary["verdict"]:
+        run({"kind": "log", "message": summary["verdict"]})
     return summary

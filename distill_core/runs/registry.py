@@ -32,6 +32,7 @@ class Task:
     variant: str = ""                         # a config field that picks the config class, e.g. "attack"
     variants: dict[str, type] = field(default_factory=dict)
     resumable: bool = False                   # keeps a checkpoint a run can carry on from (`Run.resumed`)
+    named: Callable = lambda cfg: {}          # settings a named choice in the config brings (a named defence)
 
     def config_for(self, variant: str | None) -> type:
         """The config class for a variant name (None: the task's default class)."""
@@ -58,14 +59,16 @@ def task_named(task: str | Task) -> Task:
 
 
 def make_config(task: str | Task, preset: str | None = None, overrides: dict | None = None):
-    """Reference defaults <- preset <- overrides (a variant's own preset section applies after the task's)."""
+    """Reference defaults <- preset <- what a named choice brings (a named defence's settings) <- overrides (a
+    variant's own preset section applies after the task's)."""
     spec, overrides = task_named(task), overrides or {}
     variant = overrides.get(spec.variant) if spec.variant else None
     cfg = spec.config_for(variant)()
     cfg = with_overrides(cfg, preset_overrides(preset, spec.name))
     if spec.variant:
         cfg = with_overrides(cfg, preset_overrides(preset, f"{spec.name}.{getattr(cfg, spec.variant)}"))
-    return with_overrides(cfg, overrides)
+    cfg = with_overrides(cfg, overrides)
+    return with_overrides(cfg, {k: v for k, v in spec.named(cfg).items() if k not in overrides})
 
 
 class TaskFailed(RuntimeError):
