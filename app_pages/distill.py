@@ -3,6 +3,7 @@ import io
 import json
 import time
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,8 @@ import streamlit as st
 
 from distill_core.data.datasets import default_target, load_dataset
 from distill_core.distill import LOSSES, PLACEMENTS, RECOMMENDED, STUDENTS, TEACHERS
-from distill_core.distill.baselines import baselines_in
+from distill_core.distill.baselines import DEFENCES, OFFERED, defences_in
+from distill_core.distill.config import given_weights
 from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
 from distill_core.presets import preset_for
@@ -18,7 +20,7 @@ from distill_core.runs.store import load_run
 from distill_core.runs.table import ROLES, attack_runs, describe
 from distill_core.tasks import RESUMABLE, make_config
 from webui.jobs import current, live, manager, resume, start
-from webui.widgets import figure_cards, gallery, number, upload_checkpoint
+from webui.widgets import defence_result, figure_cards, gallery, number, upload_checkpoint
 
 
 st.title("Distill: wash the backdoor out")
@@ -50,21 +52,35 @@ else:
                                                     "n_downstream_test") if k in attacked["config"]}
     setup = preset_for(overrides.get("data", "shapes"))
 
-st.subheader("Teacher, student and loss")
+st.subheader("Defence")
+
+
+def take_parts() -> None:
+    """A named defence picked: its teacher, student and loss go into their choices below."""
+    named = DEFENCES.get(st.session_state["distill:defence"])
+    for field, value in {**RECOMMENDED, **(named.parts if named else {})}.items():
+        st.session_state[f"distill:{field}"] = value
+
+
+named = st.selectbox("Named defence", ["", *OFFERED], key="distill:defence", on_change=take_parts,
+                     format_func=lambda n: n or "The study's recipe ★, or your own combination below",
+                     help="A defence the field names, with its own settings at this preset's scale; changing a part "
+                          "below makes it your own combination.")
 st.caption("★ marks the study's recommendation.")
 picks = {}
 for col, (field, registry) in zip(st.columns(3), (("teacher", TEACHERS), ("student", STUDENTS), ("loss", LOSSES))):
     with col:
         star = lambda n, f=field: f"{n} ★" if RECOMMENDED[f] == n else n
-        picks[field] = st.radio(field.capitalize(), list(registry), key=f"distill:{field}", format_func=star,
-                                index=list(registry).index(RECOMMENDED[field]))
+        st.session_state.setdefault(f"distill:{field}", RECOMMENDED[field])
+        picks[field] = st.radio(field.capitalize(), list(registry), key=f"distill:{field}", format_func=star)
         st.caption(registry[picks[field]].title)
 spec = LOSSES[picks["loss"]]
-for b in baselines_in(picks):
-    what = "This combination is" if b.encoder == "distilled" else "Its pruned teacher alone is"
-    st.caption(f"{what} **{b.name}** ({b.cite}), scored on the same clean data and task as every other.")
-
-cfg = make_config("distill", setup, {**picks, **overrides})
+named = named if named and all(picks.get(k) == v for k, v in DEFENCES[named].parts.items()) else ""
+cfg = make_config("distill", setup, {**picks, **overrides, "defence": named})
+for what, encoder in (("This is", "distilled"), ("Its teacher alone is", "teacher_scores")):
+    d = next((d for d in defences_in(picks, asdict(cfg)) if d.encoder == encoder and d.offered), None)
+    if d:
+        st.caption(f"{what} **{d.name}** ({d.cite}): {d.title} Scored on the same clean data and task as every other.")
 st.subheader("Settings")
 if spec.build is not None:
     where, calibrate = st.columns([3, 1])
@@ -77,19 +93,26 @@ if spec.build is not None:
         "Calibrate weights", key="distill:calibrate",
         help="Scale the weights so this loss pulls on the student as hard as attention transfer does at the start.")
     form = f" Form: {placement.variant}." if placement.variant else ""
-    st.caption(f"`{spec.name}` ({spec.source}) here: {placement.note}.{form} Stage weights below; 0 skips a stage. "
-               "*embedding* weighs the authors' optional extra term, 1 - cosine of the final embeddings.")
+    own = f" plus its own {placement.embedding:g} x (1 - cosine) on the final embedding" if placement.embedding else ""
+    st.caption(f"`{spec.name}` ({spec.source}) here: {placement.note}.{form} Stage weights below{own}; 0 skips a "
+               "stage. *embedding* adds 1 - cosine of the student's and teacher's final embeddings: the authors' code "
+               "runs it only as its 'SP', alone; beside a stage loss it is the lab's addition.")
     *stage_columns, embedding = st.columns(len(STAGES) + 1)
-    weights = [c.number_input(s, value=float(placement.weights.get(s, 0.0)), min_value=0.0, step=100.0, format="%g",
-                              key=f"distill:{spec.name}:{overrides['placement']}:{s}")
+    shown = given_weights(cfg)
+    shown = placement.weights if shown is None else shown
+    weights = [c.number_input(s, value=float(shown.get(s, 0.0)), min_value=0.0, step=100.0, format="%g",
+                              key=f"distill:{spec.name}:{overrides['placement']}:{named or 'own'}:{s}")
                for c, s in zip(stage_columns, STAGES)]
     overrides["embedding_weight"] = embedding.number_input(
         "embedding", value=float(cfg.embedding_weight), min_value=0.0, step=10.0, format="%g",
-        key=f"distill:{setup}:embedding_weight",
+        key=f"distill:{setup}:{named or 'own'}:embedding_weight",
         help="Pulls the student's final embedding towards the teacher's: more of what the teacher knows about the "
              "clean images, at some risk of what it kept of the backdoor.")
     if {s: w for s, w in zip(STAGES, weights) if w > 0} != placement.weights:
         overrides["weights"] = ",".join(f"{w:g}" for w in weights)
+    if spec.weigh and "weights" not in overrides:
+        st.caption(f"MIMIC measures its stage weights when the run starts: the base above plus 10000 x each stage's "
+                   f"share of the mutual information with the embedding ({cfg.mi_epochs} estimator epochs).")
 s1, s2, s3, s4, s5 = st.columns(5)
 clean_train = len(load_dataset(cfg.data, "train", root=cfg.data_root))
 with s1:
@@ -99,20 +122,21 @@ with s1:
     overrides["n_clean"] = round(fraction * clean_train)
     st.caption(f"{overrides['n_clean']:,} images")
 with s2:
-    overrides["epochs"] = number(cfg, "epochs", "Distillation epochs", f"distill:{setup}:epochs", min_value=1)
+    overrides["epochs"] = number(cfg, "epochs", "Distillation epochs", f"distill:{setup}:{named or 'own'}:epochs", min_value=1)
 with s3:
     overrides["teacher_epochs"] = number(cfg, "teacher_epochs", "Teacher fine-tune epochs",
-                                         f"distill:{setup}:teacher_epochs", min_value=0)
+                                         f"distill:{setup}:{named or 'own'}:teacher_epochs", min_value=0)
 with s4:
     overrides["warmup_epochs"] = number(cfg, "warmup_epochs", "Student warm-up epochs",
-                                        f"distill:{setup}:warmup_epochs", min_value=0)
+                                        f"distill:{setup}:{named or 'own'}:warmup_epochs", min_value=0)
 with s5:
-    overrides["lr"] = number(cfg, "lr", "Learning rate", f"distill:{setup}:lr", min_value=1e-6)
+    overrides["lr"] = number(cfg, "lr", "Learning rate", f"distill:{setup}:{named or 'own'}:lr", min_value=1e-6)
 
 job = current("distill")
 if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):
     kept = str(manager().store.root / "prepared")  # a teacher or warm-up trained once serves later runs too
-    start("distill", "distill", {**picks, **overrides, "encoder": encoder, "reuse": kept}, preset=setup)
+    start("distill", "distill", {**picks, **overrides, "defence": named, "encoder": encoder, "reuse": kept},
+          preset=setup)
 
 stopped = [r for r in stored
            if r["kind"] == "distill" and r["status"] in RESUMABLE and not r.get("parent")]
@@ -133,14 +157,7 @@ if job is not None:
         run = load_run(job.run_path)
         summary = run["summary"]
         st.subheader("Results")
-        figure_cards(summary, ROLES)
-        if summary.get("teacher") == "pruned" and summary.get("teacher_scores"):
-            figure_cards(summary, ("teacher_scores",))  # fine-pruning on its own
-        if summary.get("placement"):
-            used = ", ".join(f"{s} {w:.3g}" for s, w in summary["weights"].items())
-            embedding = f"; final embedding {summary['embedding_weight']:g}" if summary.get("embedding_weight") else ""
-            st.caption(f"Loss `{summary['loss']}` at placement **{summary['placement']}** "
-                       f"({summary['placement_note']}): {used}{embedding}.")
+        defence_result(summary)
         st.markdown("**Triggered test images** with each encoder's downstream prediction (:red[**red**]: the attacker's target):")
         gallery(run)
         weights = Path(summary["encoder"])
@@ -153,6 +170,6 @@ if job is not None:
                            "application/zip")
         d2.download_button("Results (JSON)", json.dumps(summary, indent=2), f"{run['id']}-summary.json",
                            "application/json")
-        figures = pd.DataFrame([{"encoder": role, **summary[role]} for role in ROLES
+        figures = pd.DataFrame([{"encoder": role, **summary[role]} for role in (*ROLES, "teacher_scores")
                                 if isinstance(summary.get(role), dict)])
         d3.download_button("Figures (CSV)", figures.to_csv(index=False), f"{run['id']}-figures.csv", "text/csv")

@@ -6,13 +6,15 @@ from distill_core.data.datasets import describe_datasets, load_dataset
 from distill_core.data.triggers import make_trigger
 from distill_core.demo_story import demo_speed, seconds_here
 from distill_core.device import Runtime
+from distill_core.distill.recipe import configured_recipe
 from distill_core.models.checkpoint import read_checkpoint
 from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.store import load_run
-from distill_core.runs.table import ROLES, precomputed_note
+from distill_core.runs.table import precomputed_note
+from distill_core.tasks import make_config
 from distill_core.ui import image_grid
 from webui.jobs import current, live, manager, start
-from webui.widgets import figure_cards, gallery
+from webui.widgets import defence_result, gallery
 
 STORY = """
 digraph {
@@ -41,10 +43,15 @@ st.caption("CA: clean accuracy of a probe on the encoder's features (BA for the 
            "ASR: share of triggered test images classified as the target (ASR-B for the clean encoder).")
 
 st.subheader("The whole story in one click")
+recipe = make_config("distill", "demo")
 st.markdown("Poison the shipped clean encoder with **BadEncoder**, then purify it with the study's "
             "recommendation: a **fine-tuned teacher**, a **warm-up student** and **attention transfer**. "
             "Measured in the browser on a 2-core AMD EPYC: 81-89 s with its native bf16, about two minutes on its "
             "laptop profile (AVX2 kernels and fp32, as many laptops run).")
+st.caption(f"What runs: the teacher is the poisoned encoder fine-tuned for {recipe.teacher_epochs} SimCLR epochs at lr "
+           f"{recipe.teacher_lr or recipe.lr:g}; the student trains {recipe.epochs} epochs on "
+           f"{configured_recipe(recipe)}. The story then sets the purified student beside its teacher alone: "
+           "fine-tuning, the simplest defence that could explain the result.")
 job = current("demo")
 if st.button("Run the whole demo", type="primary", disabled=bool(job and job.active)):
     start("demo", "pipeline", {})
@@ -66,7 +73,7 @@ elif shipped is not None:  # nothing run from this tab yet: the story as the lab
     note = st.empty()
     note.info(precomputed_note(shipped))
 if shown is not None and shown.get("summary"):
-    figure_cards(shown["summary"], ROLES)
+    defence_result(shown["summary"])
     st.markdown("**Triggered test images** and what each encoder's downstream classifier says "
                 "(:red[**red**]: the attacker's target):")
     gallery(shown)

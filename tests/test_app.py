@@ -67,7 +67,17 @@ def test_every_page_renders_with_its_widgets():
     assert any("-cos of final embeddings" in c.value for c in at.caption)
     at.radio(key="distill:loss").set_value("at").run()
     at.radio(key="distill:student").set_value("poisoned-init").run()
-    assert any("**NAD** (Li et al., ICLR 2021)" in c.value for c in at.caption)  # the field's name for it
+    assert any("**NAD (at the run's placement)** (Li et al." in c.value for c in at.caption)  # the field's name
+    at.selectbox(key="distill:defence").set_value("NAD").run()  # NAD as its source runs it, at the demo's scale
+    assert [at.radio(key=f"distill:{f}").value for f in ("teacher", "student", "loss")] == [
+        "finetuned", "poisoned-init", "at"]
+    assert [n.value for n in at.number_input][:5] == [0.0, 0.0, 0.0, 5000.0, 0.0]  # layer4 at 5000, no extra term
+    assert at.number_input(key="distill:demo:NAD:epochs").value == 20 and any(
+        "This is **NAD** (Li et al., ICLR 2021)" in c.value for c in at.caption)
+    at.selectbox(key="distill:defence").set_value("MIMIC").run()
+    assert [at.radio(key=f"distill:{f}").value for f in ("teacher", "student", "loss")] == [
+        "poisoned", "scratch", "mimic"]
+    assert any("mutual information" in c.value for c in at.caption)
 
     assert open_app("inspect").title[0].value == "Inspect: where do the encoders look?"
     assert open_app("compare").title[0].value == "Compare runs"
@@ -86,12 +96,16 @@ def test_a_tiny_story_runs_from_the_attack_and_distill_pages_to_results():
     at.switch_page(PAGES["distill"]).run()
     ours = next(r for r in RunStore().list() if r["kind"] == "attack" and not r.get("parent"))
     at.selectbox(key="distill:encoder").set_value(ours["path"])
-    for key in ("distill:demo:epochs", "distill:demo:teacher_epochs", "distill:demo:warmup_epochs"):
+    for key in ("distill:demo:own:epochs", "distill:demo:own:teacher_epochs", "distill:demo:own:warmup_epochs"):
         at.number_input(key=key).set_value(1)
     button(at.run(), "Run the distillation").click().run()
     assert wait_until_ended(at).startswith("Done")
-    assert [m.label for m in at.metric][-3:] == ["CA", "ASR", "ASR-all"]  # the purified encoder's row
-    assert at.metric[-3].delta.endswith("pts")
+    # the purified encoder's row, then its teacher alone (fine-tuning at the teacher's budget), and which did better
+    assert [m.label for m in at.metric][-6:] == ["CA", "ASR", "ASR-all"] * 2 and at.metric[-6].delta.endswith("pts")
+    assert any(m.value == "**Fine-tuning alone (the teacher)**" for m in at.markdown)
+    assert any(i.value.startswith(("Both removed", "Distillation removed", "Fine-tuning alone", "Neither"))
+               for i in at.info)
+    assert any(c.value.startswith("What ran: SimCLR + AT on every stage at 1000 each (authors)") for c in at.caption)
     assert [b.label for b in at.get("download_button")] == [
         "Purified encoder (.safetensors + sidecar)", "Results (JSON)", "Figures (CSV)"]
 
@@ -134,7 +148,9 @@ def test_the_whole_demo_from_the_overview_reaches_its_cards(monkeypatch):
     at = open_app()
     button(at, "Run the whole demo").click().run()
     assert wait_until_ended(at).startswith("Done")
-    assert [m.label for m in at.metric][:9] == ["CA", "ASR-B", "ASR-all", "BA", "ASR", "ASR-all", "CA", "ASR", "ASR-all"]
+    assert [m.label for m in at.metric] == ["CA", "ASR-B", "ASR-all", "BA", "ASR", "ASR-all", *["CA", "ASR", "ASR-all"] * 2]
+    assert any(m.value == "**Fine-tuning alone (the teacher)**" for m in at.markdown)  # beside the purified one
+    assert any(c.value.startswith("What ran: SimCLR + ") for c in at.caption) and at.info
     assert sum(c.value.startswith("true: ") and "purified: " in c.value for c in at.caption) == 16
 
 

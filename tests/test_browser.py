@@ -60,8 +60,9 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots
         if path in ("", "inspect", "compare"):
             note = page.get_by_text("Pre-computed story, shipped with the lab: made by").first.inner_text()
             assert "python -m distill_core.demo_story" in note and "CPU" in note, note
-        if path == "":  # the story's six cards before anything has run, and the shipped encoder's three
-            assert len(card_values(page)) >= 9
+        if path == "":  # the story's cards before anything has run (the teacher alone beside the purified
+            # student), and the shipped encoder's three
+            assert len(card_values(page)) >= 12 and page.get_by_text("Fine-tuning alone (the teacher)").count() == 1
         page.screenshot(path=shots / f"{path or 'overview'}-fresh.png")
 
     visit(page, f"{server}/attack", "Attack: plant a backdoor")
@@ -79,7 +80,8 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots
         set_number(page, label, 1)
     run_to_done(page, "Run the distillation")
     no_errors(page)
-    assert len(card_values(page)) >= 9
+    assert len(card_values(page)) >= 12 and page.get_by_text("Fine-tuning alone (the teacher)").count() == 1
+    assert page.get_by_text("What ran: SimCLR + AT on every stage").count() == 1
     assert page.get_by_role("button", name="Purified encoder (.safetensors + sidecar)").count() == 1
     page.screenshot(path=shots / "distill-done.png")
 
@@ -164,7 +166,8 @@ def test_the_real_photo_setup_from_attack_to_inspect(server, page, shots, tmp_pa
         set_number(page, label, 1)
     run_to_done(page, "Run the distillation")
     no_errors(page)
-    assert len(card_values(page)) >= 9
+    assert len(card_values(page)) >= 12 and page.get_by_text("Fine-tuning alone (the teacher)").count() == 1
+    assert page.get_by_text("What ran: SimCLR + AT on every stage").count() == 1
     assert page.get_by_text("final embedding 300", exact=False).count() == 1  # the loss as it was applied
     page.screenshot(path=shots / "distill-real-done.png")
 

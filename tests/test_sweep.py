@@ -74,8 +74,9 @@ def test_the_plan_computes_each_shared_stage_once(tmp_path):
     assert cell["cells/drupe-signs-pruned-scratch-finetune-only-source-s0"].needs == ("stages/attack-drupe-signs",)
     c = cell["cells/badencoder-signs-pruned-warmup-at-source-s0"].config
     assert (c.teacher, c.student, c.loss, c.seed, c.score_before) == ("pruned", "warmup", "at", 0, False)
-    scored = {j.key for j in by_task["prepare"] if j.config.score_before}  # fine-pruning, a defence of its own
-    assert scored == {f"stages/pruned-{a}-signs-s{s}" for a in ("badencoder", "drupe") for s in (0, 1)}
+    scored = {j.key for j in by_task["prepare"] if j.config.score_before}  # fine-tuning, fine-pruning alone
+    assert scored == {f"stages/{t}-{a}-signs-s{s}" for t in ("finetuned", "pruned") for a in ("badencoder", "drupe")
+                      for s in (0, 1)}
     assert c.reuse == str(tmp_path.resolve() / "prepared") and c.epochs == 1 and c.batch_size == 32
 
 
@@ -198,10 +199,10 @@ def test_tiny_sweep_over_every_combination_resumes_without_redoing_cells(killed_
     out, before, unfinished, killed_record, summary = killed_and_rerun
     assert 30 <= len(before) < 72 and killed_record["status"] == "running"
     rows = json.loads((out / "results.json").read_text())
-    assert summary["cells"] == 72 and summary["rows"] == len(rows) == 73  # and the pruned teacher alone
+    assert summary["cells"] == 72 and summary["rows"] == len(rows) == 74  # and the two teachers alone
     assert summary["cells_done_before"] == len(before)
     combos = {(r["attack"], r["teacher"], r["student"], r["loss"]) for r in rows}
-    assert len(combos) == 73
+    assert len(combos) == 74
     after = cell_records(out)
     for key, rec in before.items():  # finished cells were left alone
         assert after[key]["created"] == rec["created"] and after[key]["finished"] == rec["finished"], key
@@ -212,11 +213,16 @@ def test_tiny_sweep_over_every_combination_resumes_without_redoing_cells(killed_
     assert load_run(out)["status"] == "done"
     for name in ("results.csv", "tables.md", "tables.json", "tables/by_teacher.csv", "tables/by_loss.csv"):
         assert (out / name).is_file(), name
-    assert len((out / "results.csv").read_text().splitlines()) == 74
+    assert len((out / "results.csv").read_text().splitlines()) == 75
     assert all(0 <= r["ca"] <= 100 and 0 <= r["asr"] <= 100 for r in rows)
     named = {(r["teacher"], r["student"], r["loss"]): r["defence"] for r in rows}
-    assert named["finetuned", "poisoned-init", "at"] == "NAD" and named["pruned", "poisoned-init", "at"] == ""
+    # NAD's own weights and epochs are not the sweep's: its parts at the sweep's placement are the earlier form
+    assert named["finetuned", "poisoned-init", "at"] == "NAD (at the run's placement)"
+    assert named["pruned", "poisoned-init", "at"] == "" and named["finetuned", "", ""] == "fine-tuned teacher alone"
     assert named["pruned", "", ""] == "fine-pruning" and (out / "tables/defences.csv").is_file()
+    cell = next(r for r in rows if (r["teacher"], r["student"], r["loss"]) == ("finetuned", "warmup", "at"))
+    alone = next(r for r in rows if r["teacher"] == "finetuned" and not r["loss"] and r["attack"] == cell["attack"])
+    assert (cell["teacher_ca"], cell["teacher_asr"]) == (alone["ca"], alone["asr"])  # its teacher, beside it
 
 
 @pytest.mark.slow
@@ -229,7 +235,7 @@ def test_a_sweep_on_local_ray_gives_the_local_table(killed_and_rerun, tmp_path):
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr[-3000:]
     rows = json.loads((tmp_path / "ray" / "results.json").read_text())
-    assert len(rows) == 5  # four cells and the pruned teacher alone (fine-pruning)
+    assert len(rows) == 6  # four cells and the two teachers alone (fine-tuning and fine-pruning)
     same = ("target", "clean_ca", "asr_b", "ba", "asr_before", "ca", "asr", "asr_all", "config_hash")
     for row in rows:
         assert {k: row[k] for k in same} == {k: local[row["run"]][k] for k in same}, row["run"]

@@ -5,37 +5,59 @@ import streamlit as st
 
 from distill_core.data.datasets import SOURCES
 from distill_core.runs.gallery import load_gallery
+from distill_core.distill.recipe import teacher_text, verdict
 from distill_core.runs.table import ROLES
 from distill_core.ui import image_grid
 
 ROLE_NAMES = {"clean": "Clean encoder", "poisoned": "Poisoned encoder", "distilled": "Purified encoder",
-              "teacher_scores": "Fine-pruning (the pruned teacher alone)"}
+              "teacher_scores": "The teacher alone"}
 ROLE_COLORS = {"clean": "#2ca02c", "poisoned": "#d62728", "distilled": "#1f77b4"}
+TEACHER_ALONE = {"finetuned": "Fine-tuning alone (the teacher)", "pruned": "Fine-pruning alone (the pruned teacher)",
+                 "ensemble": "The ensemble teacher alone"}
+COMPARED_WITH = {"poisoned": "clean", "distilled": "poisoned", "teacher_scores": "poisoned"}  # what a delta is against
 
 
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def role_name(summary: dict, role: str) -> str:
+    return TEACHER_ALONE.get(summary.get("teacher"), ROLE_NAMES[role]) if role == "teacher_scores" else ROLE_NAMES[role]
+
+
 def figure_cards(summary: dict, roles: tuple[str, ...]) -> None:
-    """One row of cards per encoder of the story: CA and ASR, with the change against the previous one."""
-    previous = None
+    """One row of cards per encoder of the story: CA and ASR, with the change against the encoder it came from
+    (the teacher alone, like the purified student, against the poisoned encoder). A poisoned teacher is the poisoned
+    encoder itself: no card of its own."""
     for role in roles:
         fig = summary.get(role)
-        if not isinstance(fig, dict):
+        if not isinstance(fig, dict) or (role == "teacher_scores" and summary.get("teacher") == "poisoned"):
             continue
+        before = summary.get(COMPARED_WITH.get(role, ""))
         ca_name = "BA" if role == "poisoned" else "CA"
         asr_name = "ASR-B" if role == "clean" else "ASR"
         cols = st.columns([1.2, 1, 1, 1])
-        cols[0].markdown(f"**{ROLE_NAMES[role]}**")
-        delta = lambda key: None if previous is None else f"{100 * (fig[key] - previous[key]):+.1f} pts"
+        cols[0].markdown(f"**{role_name(summary, role)}**")
+        if role == "teacher_scores" and summary.get("teacher_budget"):
+            cols[0].caption(teacher_text(summary))
+        delta = lambda key: None if not isinstance(before, dict) else f"{100 * (fig[key] - before[key]):+.1f} pts"
         cols[1].metric(ca_name, pct(fig.get("ca")), delta("ca"),
                        help="Accuracy of a probe on the encoder's features, clean test images")
         cols[2].metric(asr_name, pct(fig.get("asr")), delta("asr"), delta_color="inverse",
                        help="Triggered test images (target class left out) classified as the target")
         cols[3].metric("ASR-all", pct(fig.get("asr_all")), delta("asr_all"), delta_color="inverse",
                        help="The same over every test image, the target class included")
-        previous = fig
+
+
+def defence_result(summary: dict) -> None:
+    """The purified student beside its teacher alone, the sentence that says which did better, and the recipe that
+    ran, every term and weight."""
+    figure_cards(summary, ("clean", "poisoned", "distilled", "teacher_scores"))
+    said = summary.get("verdict") or verdict(summary)
+    if said:
+        st.info(said)
+    if summary.get("recipe"):
+        st.caption(f"What ran: {summary['recipe']}.")
 
 
 def gallery(run: dict, columns: int = 8) -> None:

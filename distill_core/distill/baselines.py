@@ -14,7 +14,9 @@ Each runs on the same clean data and is scored by the same evaluator as every ot
   NAD trains with the labels' cross-entropy; an encoder has none, so the student's SimCLR loss stands in.
   `NAD (at the run's placement)` is the lab's earlier form: AT at the run's placement and epochs.
 - `MIMIC` (Han et al., IEEE TIFS 2025; wssun/MIMIC): the suspicious encoder as the teacher, a randomly
-  initialised student, its loss (`losses/mimic.py`).
+  initialised student, its loss (`losses/mimic.py`) and no other term.
+A named defence's settings replace the preset's where they say something (NAD and MIMIC carry no extra
+final-embedding term), and a flag given beside `--defence` replaces them in turn.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ class NamedDefence:
     parts: dict[str, str]       # the teacher / student / loss choices that make it (a part left out: any)
     settings: Callable[[DistillConfig], dict] = field(default=no_settings)  # its own, at the run's scale
     encoder: str = "distilled"  # which encoder of the run it is: the student, or the teacher ("teacher_scores")
+    offered: bool = True        # a choice of its own on the Distill page (the fine-tuned teacher is any run's)
 
     def applied(self, cfg: DistillConfig) -> dict:
         """The config overrides that make a run of `cfg`'s scale this defence."""
@@ -45,12 +48,16 @@ class NamedDefence:
 
 
 def nad_settings(cfg: DistillConfig) -> dict:
-    return {"weights": "0,0,0,5000", "epochs": max(1, NAD_EPOCHS_PER_TEACHER_EPOCH * cfg.teacher_epochs)}
+    return {"weights": "0,0,0,5000", "embedding_weight": 0.0,
+            "epochs": max(1, NAD_EPOCHS_PER_TEACHER_EPOCH * cfg.teacher_epochs)}
 
 
 DEFENCES = {d.name: d for d in (
     NamedDefence("fine-tuning", "Liu et al., RAID 2018", "The suspicious encoder fine-tuned on the clean data with "
                  "SimCLR alone, no teacher.", {"student": "poisoned-init", "loss": "finetune-only"}),
+    NamedDefence("fine-tuned teacher alone", "Liu et al., RAID 2018", "The teacher of a distillation, the suspicious "
+                 "encoder fine-tuned with SimCLR for the teacher's epochs: fine-tuning at that budget.",
+                 {"teacher": "finetuned"}, encoder="teacher_scores", offered=False),
     NamedDefence("fine-pruning", "Liu et al., RAID 2018", "Layer4's least active channels pruned until the clean "
                  "accuracy drops by more than 4 points, then a short fine-tune (the pruned teacher alone).",
                  {"teacher": "pruned"}, lambda cfg: {"prune_ratio": 0.0}, encoder="teacher_scores"),
@@ -65,8 +72,12 @@ DEFENCES = {d.name: d for d in (
                                                         "loss": "at"}),
     NamedDefence("MIMIC", "Han et al., IEEE TIFS 2025", "A random student distilled from the suspicious encoder: "
                  "attention transfer weighted by mutual information, and a clone loss.",
-                 {"teacher": "poisoned", "student": "scratch", "loss": "mimic"}),
+                 {"teacher": "poisoned", "student": "scratch", "loss": "mimic"},
+                 lambda cfg: {"embedding_weight": 0.0, "weights": ""}),
 )}
+
+
+OFFERED = [name for name, d in DEFENCES.items() if d.offered]
 
 
 def defences_in(choice: dict, config: dict | None = None) -> list[NamedDefence]:
@@ -75,7 +86,7 @@ def defences_in(choice: dict, config: dict | None = None) -> list[NamedDefence]:
     applies = [d for d in DEFENCES.values() if all(choice.get(k) == v for k, v in d.parts.items())]
     if config is not None:
         cfg = DistillConfig(**{k: v for k, v in config.items() if k in DistillConfig.__dataclass_fields__})
-        applies = [d for d in applies if all(config.get(k) == v for k, v in d.settings(cfg).items())]
+        applies = [d for d in applies if all(getattr(cfg, k) == v for k, v in d.settings(cfg).items())]
     if choice.get("loss") == "finetune-only":  # no teacher is built: nothing of the teacher's is scored
         applies = [d for d in applies if d.encoder == "distilled"]
     return applies

@@ -4,7 +4,8 @@ the simplest defence that could explain it, its teacher fine-tuned alone."""
 from __future__ import annotations
 
 from ..models.resnet import STAGES
-from .losses import LOSSES
+from .config import given_weights
+from .losses import LOSSES, loss_placement
 
 REMOVED_ABOVE_FLOOR = 0.05  # a backdoor counts as removed at ASR <= ASR-B + 5 points (the demo's bar)
 REMOVED_UNKNOWN_FLOOR = 0.10  # ... or at most 10% where the clean encoder's ASR-B is not known
@@ -27,7 +28,7 @@ def recipe_text(record: dict) -> str:
         return "SimCLR on the clean data only (no teacher term)"
     parts = ["SimCLR"]
     if weights:
-        how = [record.get("placement") or ""]
+        how = ["weights as given" if record.get("weights_given") else record.get("placement") or ""]
         if record.get("variant"):
             how.append(record["variant"])
         if record.get("weighing"):
@@ -44,6 +45,17 @@ def recipe_text(record: dict) -> str:
                  "alone: the authors' code runs it, at 1, as its 'SP'")
         parts.append(f"{extra:g} x (1 - cos) on the final embedding ({whose})")
     return " + ".join(parts)
+
+
+def configured_recipe(cfg) -> str:
+    """The recipe a distillation config will run (before it runs: MIMIC's weights are measured then)."""
+    p = loss_placement(cfg)
+    record = {"loss": cfg.loss, "placement": cfg.placement if p else "", "weights": p.weights if p else {},
+              "variant": p.variant if p else "", "weights_given": given_weights(cfg) is not None,
+              "embedding_weight": (cfg.embedding_weight + p.embedding) if p else 0,
+              "embedding_own": p.embedding if p else 0.0, "weighing": {"at the start": True} if p and p.weigh else None,
+              "calibration": [{}] if cfg.calibrate else None}
+    return recipe_text(record)
 
 
 def teacher_text(summary: dict) -> str:

@@ -31,7 +31,7 @@ from ..models.checkpoint import save_encoder
 from ..runs.store import Run
 from ..training import FORWARD, planned, simclr_passes, train_epochs
 from .checks import validate
-from .config import DistillConfig
+from .config import DistillConfig, given_weights
 from .baselines import defence_name
 from .distiller import Distiller
 from .calibrate import calibrate
@@ -267,6 +267,7 @@ def loss_record(setup: Setup) -> dict:
     all of it in words."""
     p = setup.placement
     record = {"loss": setup.cfg.loss, "placement": setup.cfg.placement if p else "", "weights": p.weights if p else {},
+              "weights_given": given_weights(setup.cfg) is not None,
               "variant": p.variant if p else "", "placement_note": p.note if p else "",
               "embedding_weight": (setup.cfg.embedding_weight + p.embedding) if p else 0.0,
               "embedding_own": p.embedding if p else 0.0, "calibration": setup.calibration,

@@ -80,8 +80,8 @@ def plan(cfg: SweepConfig, root: Path) -> list[SweepJob]:
     with_teacher = any(LOSSES[loss].build for loss in lv["loss"])
     kept = sorted({teacher_stage(t) for t in lv["teacher"]} - {None}) if with_teacher else []
     teachers = {(name, a, ds, seed): add(SweepJob(f"stages/{name}-{a}-{slug(ds)}-s{seed}", "prepare", distill(
-                    a, ds, teacher=name, student="poisoned-init", seed=seed, score_before=name == "pruned"),
-                    (attacks[a, ds],)))  # the pruned teacher is scored: fine-pruning is a defence of its own
+                    a, ds, teacher=name, student="poisoned-init", seed=seed, score_before=True),
+                    (attacks[a, ds],)))  # scored: fine-tuning and fine-pruning alone are defences of their own
                 for (a, ds), seed, name in product(attacks, lv["seed"], kept)}
     for values in product(*lv.values()):
         cell = dict(zip(FACTORS, values))

@@ -15,7 +15,7 @@ from ..files import write_atomic, write_json
 from ..runs.store import Run
 from . import table
 from .config import SweepConfig, levels, validate
-from .plan import JOB_TASKS, SweepJob, config_hash, finished, plan, run_job
+from .plan import JOB_TASKS, SweepJob, as_json, config_hash, finished, plan, run_job
 
 
 def run_locally(jobs: list[SweepJob], root: Path, results: dict, report, cancel: CancelToken, address: str = "") -> None:
@@ -70,11 +70,12 @@ def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
     execute(jobs, root, results, report, cancel, cfg.ray)
 
     done = [job for job in jobs if results[job.key]["status"] == "done"]
-    rows = [table.cell_row(job.cell, results[job.key]["summary"], config_hash(job, by_key), job.key)
+    rows = [table.cell_row(job.cell, results[job.key]["summary"], config_hash(job, by_key), job.key,
+                           config=as_json(job.config), teacher=teacher_scores(job, results))
             for job in done if not job.stage]
-    rows += [table.cell_row(pruned_cell(job, results[job.key]["summary"]), results[job.key]["summary"],
-                            config_hash(job, by_key), job.key, encoder="teacher_scores")
-             for job in done if job.task == "prepare" and job.config.score_before]  # fine-pruning on its own
+    rows += [table.cell_row(teacher_cell(job, results[job.key]["summary"]), results[job.key]["summary"],
+                            config_hash(job, by_key), job.key, encoder="teacher_scores", config=as_json(job.config))
+             for job in done if job.task == "prepare" and job.config.score_before]  # the teacher alone
     files = write_tables(root, rows)
     failed = {k: r for k, r in results.items() if r["status"] != "done"}
     if failed:
@@ -86,8 +87,14 @@ def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
             "files": files, "seconds": {"total": time.perf_counter() - t0}}
 
 
-def pruned_cell(job: SweepJob, summary: dict) -> dict:
-    """The factors of a scored pruned teacher's row: no student, loss or placement (it learns from none)."""
+def teacher_scores(job: SweepJob, results: dict) -> dict | None:
+    """The figures of the teacher a cell learned from, scored alone by its stage (fine-tuned or pruned)."""
+    return next((s["teacher_scores"] for k in job.needs
+                 if (s := results[k].get("summary") or {}).get("teacher_scores")), None)
+
+
+def teacher_cell(job: SweepJob, summary: dict) -> dict:
+    """The factors of a scored teacher's row: no student, loss or placement (it learns from none)."""
     return {"attack": summary["attack"], "downstream": job.config.downstream, "teacher": job.config.teacher,
             "student": "", "loss": "", "placement": "", "seed": job.config.seed}
 

@@ -22,8 +22,9 @@ from ..distill.baselines import defence_name
 FIGURES = {"ca": "CA", "asr": "ASR", "asr_all": "ASR-all"}   # the purified encoder's, by row key
 BEFORE = {"clean_ca": ("clean", "ca"), "asr_b": ("clean", "asr"), "ba": ("poisoned", "ca"),
           "asr_before": ("poisoned", "asr")}
+TEACHER = {"teacher_ca": "ca", "teacher_asr": "asr"}  # the cell's teacher scored alone: fine-tuning at its budget
 COLUMNS = ["attack", "downstream", "target", "teacher", "student", "loss", "placement", "defence", "seed", *BEFORE,
-           *FIGURES, "seconds", "distill_seconds", "config_hash", "run"]
+           *TEACHER, *FIGURES, "seconds", "distill_seconds", "config_hash", "run"]
 TABLE_FACTORS = ("teacher", "student", "loss")
 
 
@@ -31,11 +32,14 @@ def pct(v):
     return None if v is None else round(100 * v, 2)
 
 
-def cell_row(cell: dict, summary: dict, config_hash: str, run: str, encoder: str = "distilled") -> dict:
-    """A row of figures: the run's purified encoder's, or (`teacher_scores`) its teacher's."""
+def cell_row(cell: dict, summary: dict, config_hash: str, run: str, encoder: str = "distilled",
+             config: dict | None = None, teacher: dict | None = None) -> dict:
+    """A row of figures: the run's purified encoder's, or (`teacher_scores`) its teacher's; beside them the
+    teacher's own figures (`teacher`, scored by its stage), and the named defence the cell is (by its config)."""
     seconds = summary.get("seconds") or {}
     before = {k: pct((summary.get(role) or {}).get(fig)) for k, (role, fig) in BEFORE.items()}
-    return {**cell, "defence": defence_name(cell, encoder), "target": summary.get("target"), **before,
+    before.update({k: pct((teacher or {}).get(fig)) for k, fig in TEACHER.items()})
+    return {**cell, "defence": defence_name(cell, encoder, config), "target": summary.get("target"), **before,
             **{k: pct(summary[encoder].get(k)) for k in FIGURES},
             "seconds": round(seconds.get("total", 0), 2), "distill_seconds": round(seconds.get("distill", 0), 2),
             "config_hash": config_hash, "run": run}
