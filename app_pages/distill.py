@@ -62,6 +62,11 @@ def take_parts() -> None:
         st.session_state[f"distill:{field}"] = value
 
 
+def own_parts() -> None:
+    """A part changed by hand: the combination is the user's own, no longer the named defence."""
+    st.session_state["distill:defence"] = ""
+
+
 named = st.selectbox("Named defence", ["", *OFFERED], key="distill:defence", on_change=take_parts,
                      format_func=lambda n: n or "The study's recipe ★, or your own combination below",
                      help="A defence the field names, with its own settings at this preset's scale; changing a part "
@@ -72,13 +77,18 @@ for col, (field, registry) in zip(st.columns(3), (("teacher", TEACHERS), ("stude
     with col:
         star = lambda n, f=field: f"{n} ★" if RECOMMENDED[f] == n else n
         st.session_state.setdefault(f"distill:{field}", RECOMMENDED[field])
-        picks[field] = st.radio(field.capitalize(), list(registry), key=f"distill:{field}", format_func=star)
+        picks[field] = st.radio(field.capitalize(), list(registry), key=f"distill:{field}", format_func=star,
+                                on_change=own_parts)
         st.caption(registry[picks[field]].title)
 spec = LOSSES[picks["loss"]]
 named = named if named and all(picks.get(k) == v for k, v in DEFENCES[named].parts.items()) else ""
-cfg = make_config("distill", setup, {**picks, **overrides, "defence": named})
-for what, encoder in (("This is", "distilled"), ("Its teacher alone is", "teacher_scores")):
-    d = next((d for d in defences_in(picks, asdict(cfg)) if d.encoder == encoder and d.offered), None)
+mine = named or "own"  # widgets are kept per named defence, so each opens on its own settings
+teacher_key = f"distill:{setup}:{mine}:teacher_epochs"
+chosen = {k: st.session_state[teacher_key] for k in ("teacher_epochs",) if teacher_key in st.session_state}
+cfg = make_config("distill", setup, {**picks, **overrides, **chosen, "defence": named})
+fixed = set(DEFENCES[named].settings(cfg)) if named else set()  # what the named defence sets: shown, not editable
+for what, role in (("This is", "distilled"), ("Its teacher alone is", "teacher_scores")):
+    d = next((d for d in defences_in(picks, asdict(cfg)) if d.encoder == role and d.offered), None)
     if d:
         st.caption(f"{what} **{d.name}** ({d.cite}): {d.title} Scored on the same clean data and task as every other.")
 st.subheader("Settings")
@@ -91,7 +101,8 @@ if spec.build is not None:
     placement = spec.placement(overrides["placement"])
     overrides["calibrate"] = calibrate.checkbox(
         "Calibrate weights", key="distill:calibrate",
-        help="Scale the weights so this loss pulls on the student as hard as attention transfer does at the start.")
+        help="Scale each stage's weight so this loss pulls on the student as hard as attention transfer does there, "
+             "at this placement: measured at the start and again after the first epoch.")
     form = f" Form: {placement.variant}." if placement.variant else ""
     own = f" plus its own {placement.embedding:g} x (1 - cosine) on the final embedding" if placement.embedding else ""
     st.caption(f"`{spec.name}` ({spec.source}) here: {placement.note}.{form} Stage weights below{own}; 0 skips a "
@@ -101,14 +112,17 @@ if spec.build is not None:
     shown = given_weights(cfg)
     shown = placement.weights if shown is None else shown
     weights = [c.number_input(s, value=float(shown.get(s, 0.0)), min_value=0.0, step=100.0, format="%g",
-                              key=f"distill:{spec.name}:{overrides['placement']}:{named or 'own'}:{s}")
+                              key=f"distill:{spec.name}:{overrides['placement']}:{mine}:{s}",
+                              disabled="weights" in fixed)
                for c, s in zip(stage_columns, STAGES)]
-    overrides["embedding_weight"] = embedding.number_input(
+    embedding_weight = embedding.number_input(
         "embedding", value=float(cfg.embedding_weight), min_value=0.0, step=10.0, format="%g",
-        key=f"distill:{setup}:{named or 'own'}:embedding_weight",
+        key=f"distill:{setup}:{mine}:embedding_weight", disabled="embedding_weight" in fixed,
         help="Pulls the student's final embedding towards the teacher's: more of what the teacher knows about the "
              "clean images, at some risk of what it kept of the backdoor.")
-    if {s: w for s, w in zip(STAGES, weights) if w > 0} != placement.weights:
+    if "embedding_weight" not in fixed:
+        overrides["embedding_weight"] = embedding_weight
+    if "weights" not in fixed and {s: w for s, w in zip(STAGES, weights) if w > 0} != placement.weights:
         overrides["weights"] = ",".join(f"{w:g}" for w in weights)
     if spec.weigh and "weights" not in overrides:
         st.caption(f"MIMIC measures its stage weights when the run starts: the base above plus 10000 x each stage's "
@@ -122,15 +136,19 @@ with s1:
     overrides["n_clean"] = round(fraction * clean_train)
     st.caption(f"{overrides['n_clean']:,} images")
 with s2:
-    overrides["epochs"] = number(cfg, "epochs", "Distillation epochs", f"distill:{setup}:{named or 'own'}:epochs", min_value=1)
+    if "epochs" in fixed:  # NAD's follow its teacher's: shown as it will run
+        st.number_input("Distillation epochs", value=cfg.epochs, disabled=True,
+                        help=f"Set by {named}: {DEFENCES[named].title}")
+    else:
+        overrides["epochs"] = number(cfg, "epochs", "Distillation epochs", f"distill:{setup}:{mine}:epochs",
+                                     min_value=1)
 with s3:
-    overrides["teacher_epochs"] = number(cfg, "teacher_epochs", "Teacher fine-tune epochs",
-                                         f"distill:{setup}:{named or 'own'}:teacher_epochs", min_value=0)
+    overrides["teacher_epochs"] = number(cfg, "teacher_epochs", "Teacher fine-tune epochs", teacher_key, min_value=0)
 with s4:
     overrides["warmup_epochs"] = number(cfg, "warmup_epochs", "Student warm-up epochs",
-                                        f"distill:{setup}:{named or 'own'}:warmup_epochs", min_value=0)
+                                        f"distill:{setup}:{mine}:warmup_epochs", min_value=0)
 with s5:
-    overrides["lr"] = number(cfg, "lr", "Learning rate", f"distill:{setup}:{named or 'own'}:lr", min_value=1e-6)
+    overrides["lr"] = number(cfg, "lr", "Learning rate", f"distill:{setup}:{mine}:lr", min_value=1e-6)
 
 job = current("distill")
 if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):

@@ -6,7 +6,7 @@ from distill_core.data.datasets import describe_datasets, load_dataset
 from distill_core.data.triggers import make_trigger
 from distill_core.demo_story import demo_speed, seconds_here
 from distill_core.device import Runtime
-from distill_core.distill.recipe import configured_recipe
+from distill_core.distill.recipe import loss_record
 from distill_core.models.checkpoint import read_checkpoint
 from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.store import load_run
@@ -43,14 +43,14 @@ st.caption("CA: clean accuracy of a probe on the encoder's features (BA for the 
            "ASR: share of triggered test images classified as the target (ASR-B for the clean encoder).")
 
 st.subheader("The whole story in one click")
-recipe = make_config("distill", "demo")
+demo = make_config("distill", "demo")
 st.markdown("Poison the shipped clean encoder with **BadEncoder**, then purify it with the study's "
             "recommendation: a **fine-tuned teacher**, a **warm-up student** and **attention transfer**. "
             "Measured in the browser on a 2-core AMD EPYC: 81-89 s with its native bf16, about two minutes on its "
             "laptop profile (AVX2 kernels and fp32, as many laptops run).")
-st.caption(f"What runs: the teacher is the poisoned encoder fine-tuned for {recipe.teacher_epochs} SimCLR epochs at lr "
-           f"{recipe.teacher_lr or recipe.lr:g}; the student trains {recipe.epochs} epochs on "
-           f"{configured_recipe(recipe)}. The story then sets the purified student beside its teacher alone: "
+st.caption(f"What runs: the teacher is the poisoned encoder fine-tuned for {demo.teacher_epochs} SimCLR epochs at lr "
+           f"{demo.teacher_lr or demo.lr:g}; the student trains {demo.epochs} epochs on {loss_record(demo)['recipe']}. "
+           "The story then sets the purified student beside its teacher alone: "
            "fine-tuning, the simplest defence that could explain the result.")
 job = current("demo")
 if st.button("Run the whole demo", type="primary", disabled=bool(job and job.active)):

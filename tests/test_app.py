@@ -72,7 +72,7 @@ def test_every_page_renders_with_its_widgets():
     assert [at.radio(key=f"distill:{f}").value for f in ("teacher", "student", "loss")] == [
         "finetuned", "poisoned-init", "at"]
     assert [n.value for n in at.number_input][:5] == [0.0, 0.0, 0.0, 5000.0, 0.0]  # layer4 at 5000, no extra term
-    assert at.number_input(key="distill:demo:NAD:epochs").value == 20 and any(
+    assert next(n for n in at.number_input if n.label == "Distillation epochs").value == 20 and any(
         "This is **NAD** (Li et al., ICLR 2021)" in c.value for c in at.caption)
     at.selectbox(key="distill:defence").set_value("MIMIC").run()
     assert [at.radio(key=f"distill:{f}").value for f in ("teacher", "student", "loss")] == [
@@ -148,7 +148,8 @@ def test_the_whole_demo_from_the_overview_reaches_its_cards(monkeypatch):
     at = open_app()
     button(at, "Run the whole demo").click().run()
     assert wait_until_ended(at).startswith("Done")
-    assert [m.label for m in at.metric] == ["CA", "ASR-B", "ASR-all", "BA", "ASR", "ASR-all", *["CA", "ASR", "ASR-all"] * 2]
+    assert [m.label for m in at.metric][:12] == ["CA", "ASR-B", "ASR-all", "BA", "ASR", "ASR-all",
+                                                *["CA", "ASR", "ASR-all"] * 2]
     assert any(m.value == "**Fine-tuning alone (the teacher)**" for m in at.markdown)  # beside the purified one
     assert any(c.value.startswith("What ran: SimCLR + ") for c in at.caption) and at.info
     assert sum(c.value.startswith("true: ") and "purified: " in c.value for c in at.caption) == 16

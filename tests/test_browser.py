@@ -62,7 +62,7 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots
             assert "python -m distill_core.demo_story" in note and "CPU" in note, note
         if path == "":  # the story's cards before anything has run (the teacher alone beside the purified
             # student), and the shipped encoder's three
-            assert len(card_values(page)) >= 12 and page.get_by_text("Fine-tuning alone (the teacher)").count() == 1
+            assert len(card_values(page)) >= 12 and page.get_by_text("Fine-tuning alone (the teacher)", exact=True).count() == 1
         page.screenshot(path=shots / f"{path or 'overview'}-fresh.png")
 
     visit(page, f"{server}/attack", "Attack: plant a backdoor")
@@ -80,7 +80,7 @@ def test_every_page_and_a_tiny_story_in_a_real_browser(server, runs, page, shots
         set_number(page, label, 1)
     run_to_done(page, "Run the distillation")
     no_errors(page)
-    assert len(card_values(page)) >= 12 and page.get_by_text("Fine-tuning alone (the teacher)").count() == 1
+    assert len(card_values(page)) >= 12 and page.get_by_text("Fine-tuning alone (the teacher)", exact=True).count() == 1
     assert page.get_by_text("What ran: SimCLR + AT on every stage").count() == 1
     assert page.get_by_role("button", name="Purified encoder (.safetensors + sidecar)").count() == 1
     page.screenshot(path=shots / "distill-done.png")
@@ -166,9 +166,9 @@ def test_the_real_photo_setup_from_attack_to_inspect(server, page, shots, tmp_pa
         set_number(page, label, 1)
     run_to_done(page, "Run the distillation")
     no_errors(page)
-    assert len(card_values(page)) >= 12 and page.get_by_text("Fine-tuning alone (the teacher)").count() == 1
+    assert len(card_values(page)) >= 12 and page.get_by_text("Fine-tuning alone (the teacher)", exact=True).count() == 1
     assert page.get_by_text("What ran: SimCLR + AT on every stage").count() == 1
-    assert page.get_by_text("final embedding 300", exact=False).count() == 1  # the loss as it was applied
+    assert page.get_by_text("300 x (1 - cos) on the final embedding (the lab's addition").count() == 1  # as applied
     page.screenshot(path=shots / "distill-real-done.png")
 
     visit(page, f"{server}/inspect", "Inspect: where do the encoders look?")

@@ -1,6 +1,7 @@
 """Every face names what ran, term by term, and sets the purified student beside its teacher alone."""
-from distill_core.distill.recipe import recipe_text, teacher_text, verdict
+from distill_core.distill.recipe import loss_record, recipe_text, teacher_text, verdict
 from distill_core.models.resnet import STAGES
+from distill_core.tasks import make_config
 
 AT = {"loss": "at", "placement": "authors", "weights": {s: 1000.0 for s in STAGES}}
 
@@ -18,6 +19,10 @@ def test_the_recipe_names_every_term_and_weight_and_whose_it_is():
     assert recipe_text(mimic) == ("SimCLR + AT on layer1 at 1200, layer4 at 9000 (source, weighted by mutual "
                                   "information) + 1 x (1 - cos) on the final embedding (MIMIC's own clone loss)")
     assert recipe_text({"loss": "finetune-only"}) == "SimCLR on the clean data only (no teacher term)"
+    demo = make_config("distill", "demo")
+    assert loss_record(demo)["recipe"] == recipe_text({**AT, "embedding_weight": demo.embedding_weight})
+    assert "(authors, weighted by mutual information)" in loss_record(make_config("distill", "demo",
+                                                                                  {"defence": "MIMIC"}))["recipe"]
     assert teacher_text({"teacher": "finetuned", "teacher_budget": {"epochs": 5, "lr": 0.002}}) == (
         "finetuned: 5 SimCLR epochs at lr 0.002")
 
@@ -38,5 +43,7 @@ def test_the_verdict_says_which_defence_did_better_against_the_clean_floor():
     assert verdict(story(0.50, 0.30)).startswith("Neither removed the backdoor here")
     assert verdict(story(0.09, 0.02, teacher="pruned")).startswith("Distillation removed the backdoor that "
                                                                   "fine-pruning alone")
+    assert verdict(story(0.04, 0.02, teacher="pruned")).startswith("Both removed the backdoor here, and fine-pruning "
+                                                                  "alone kept more accuracy")
     assert verdict(story(0.9, 0.02, teacher="poisoned")) is None  # a poisoned teacher is no defence of its own
     assert verdict({**story(0.04, 0.02), "clean": None}).startswith("Both removed")  # floor 10% without ASR-B

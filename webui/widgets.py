@@ -5,15 +5,13 @@ import streamlit as st
 
 from distill_core.data.datasets import SOURCES
 from distill_core.runs.gallery import load_gallery
-from distill_core.distill.recipe import teacher_text, verdict
+from distill_core.distill.recipe import TEACHER_ALONE, teacher_text, verdict
 from distill_core.runs.table import ROLES
 from distill_core.ui import image_grid
 
 ROLE_NAMES = {"clean": "Clean encoder", "poisoned": "Poisoned encoder", "distilled": "Purified encoder",
               "teacher_scores": "The teacher alone"}
 ROLE_COLORS = {"clean": "#2ca02c", "poisoned": "#d62728", "distilled": "#1f77b4"}
-TEACHER_ALONE = {"finetuned": "Fine-tuning alone (the teacher)", "pruned": "Fine-pruning alone (the pruned teacher)",
-                 "ensemble": "The ensemble teacher alone"}
 COMPARED_WITH = {"poisoned": "clean", "distilled": "poisoned", "teacher_scores": "poisoned"}  # what a delta is against
 
 

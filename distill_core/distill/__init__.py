@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..runs.registry import Task
-from .baselines import DEFENCES
+from .baselines import DEFENCES, OFFERED
 from .checks import validate
 from .config import DistillConfig
 from .losses import LOSSES, PLACEMENTS
@@ -17,7 +17,7 @@ RECOMMENDED = {"teacher": "finetuned", "student": "warmup", "loss": "at"}  # the
 
 def defence_settings(cfg: DistillConfig) -> dict:
     """What `--defence NAME` sets: the named defence's parts and its own settings at the run's scale."""
-    return DEFENCES[cfg.defence].applied(cfg) if cfg.defence in DEFENCES else {}
+    return DEFENCES[cfg.defence].applied(cfg) if cfg.defence in OFFERED else {}
 
 
 DISTILL_TASK = Task("distill", DistillConfig, run_distill, "Purify a suspicious encoder by distilling it into a "

@@ -20,10 +20,10 @@ final-embedding term), and a flag given beside `--defence` replaces them in turn
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from .config import DistillConfig
+from .config import DistillConfig, given_weights
 
 NAD_EPOCHS_PER_TEACHER_EPOCH = 4  # NAD: 20 epochs after a 5-epoch fine-tune
 
@@ -59,7 +59,8 @@ DEFENCES = {d.name: d for d in (
                  "encoder fine-tuned with SimCLR for the teacher's epochs: fine-tuning at that budget.",
                  {"teacher": "finetuned"}, encoder="teacher_scores", offered=False),
     NamedDefence("fine-pruning", "Liu et al., RAID 2018", "Layer4's least active channels pruned until the clean "
-                 "accuracy drops by more than 4 points, then a short fine-tune (the pruned teacher alone).",
+                 "accuracy drops by more than 4 points, then a short fine-tune: the pruned teacher alone (a run also "
+                 "distils a student from it, shown beside).",
                  {"teacher": "pruned"}, lambda cfg: {"prune_ratio": 0.0}, encoder="teacher_scores"),
     NamedDefence("fine-pruning (fixed 20%)", "Liu et al., RAID 2018", "The lab's earlier fine-pruning: a fixed 20% "
                  "of layer4's channels pruned, then a short fine-tune.", {"teacher": "pruned"},
@@ -69,7 +70,7 @@ DEFENCES = {d.name: d for d in (
                  {"teacher": "finetuned", "student": "poisoned-init", "loss": "at"}, nad_settings),
     NamedDefence("NAD (at the run's placement)", "Li et al., ICLR 2021", "The lab's earlier NAD: attention transfer "
                  "at the run's placement and epochs.", {"teacher": "finetuned", "student": "poisoned-init",
-                                                        "loss": "at"}),
+                                                        "loss": "at"}, lambda cfg: {"weights": ""}),
     NamedDefence("MIMIC", "Han et al., IEEE TIFS 2025", "A random student distilled from the suspicious encoder: "
                  "attention transfer weighted by mutual information, and a clone loss.",
                  {"teacher": "poisoned", "student": "scratch", "loss": "mimic"},
@@ -80,13 +81,20 @@ DEFENCES = {d.name: d for d in (
 OFFERED = [name for name, d in DEFENCES.items() if d.offered]
 
 
+def holds(cfg: DistillConfig, field: str, value) -> bool:
+    """Whether `cfg` has a defence's setting (stage weights compared as weights, not as text)."""
+    if field == "weights":
+        return given_weights(cfg) == given_weights(replace(cfg, weights=value))
+    return getattr(cfg, field) == value
+
+
 def defences_in(choice: dict, config: dict | None = None) -> list[NamedDefence]:
     """The named defences a run with these teacher / student / loss choices (and, when given, this config) is, or
     holds (its teacher). Without a config only the parts are compared."""
     applies = [d for d in DEFENCES.values() if all(choice.get(k) == v for k, v in d.parts.items())]
     if config is not None:
         cfg = DistillConfig(**{k: v for k, v in config.items() if k in DistillConfig.__dataclass_fields__})
-        applies = [d for d in applies if all(getattr(cfg, k) == v for k, v in d.settings(cfg).items())]
+        applies = [d for d in applies if all(holds(cfg, k, v) for k, v in d.settings(cfg).items())]
     if choice.get("loss") == "finetune-only":  # no teacher is built: nothing of the teacher's is scored
         applies = [d for d in applies if d.encoder == "distilled"]
     return applies

@@ -9,8 +9,8 @@ distillation will see (one augmented view, as the stage losses use), and sets
 with AT at the run's own placement (its weights there; AT's `source` has every stage). The norm of the mean
 gradient, not the mean of per-batch norms: a relational loss whose gradient points another way on every batch
 pulls less than its per-batch norms say. The factors are measured at the start and again after the first epoch
-(the student has moved, and a poisoned-init student starts where its teacher is), and the run carries the second
-set from its second epoch; both are recorded. A run's final-embedding term is the same whatever the loss, so it is
+(the student has moved, and the loss's gradient with it), and the run carries the second set from its second
+epoch; both are recorded. A run's final-embedding term is the same whatever the loss, so it is
 not scaled: its pull is measured and recorded beside the stage terms'. A factor outside `SANE` is refused in one
 sentence: above it the loss has next to no gradient there (the student already matches its teacher).
 

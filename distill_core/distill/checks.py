@@ -6,7 +6,7 @@ import math
 
 from ..config import check, check_dataset, check_target, check_trigger, validate_common
 from ..models.resnet import MAX_WIDTH
-from .baselines import DEFENCES
+from .baselines import OFFERED
 from .config import DistillConfig, given_weights
 from .losses import LOSSES, PLACEMENTS
 from .students import STUDENTS
@@ -22,8 +22,8 @@ def validate(cfg: DistillConfig) -> None:
     (empty: the attack's, read from its run when the distillation starts)."""
     validate_common(cfg)
     check_dataset(cfg.data, "data")
-    check(not cfg.defence or cfg.defence in DEFENCES, "defence", f"unknown {cfg.defence!r}; choose "
-          f"{', '.join(DEFENCES)}")
+    check(not cfg.defence or cfg.defence in OFFERED, "defence", f"unknown {cfg.defence!r}; choose "
+          f"{', '.join(OFFERED)}")
     for field, registry in (("teacher", TEACHERS), ("student", STUDENTS), ("loss", LOSSES)):
         value = getattr(cfg, field)
         check(value in registry, field, f"unknown {value!r}; choose {', '.join(registry)}")

@@ -19,15 +19,17 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
                            "and own settings at this run's scale, under any flag given; empty = the parts chosen")
     teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
     student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
-    loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp, or finetune-only (no teacher term)")
+    loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp, mimic (MIMIC's), or finetune-only (no "
+                          "teacher term)")
     placement: str = opt("source", "where the loss applies and how strongly: source (where its paper or the loss "
                                    "zoos put it), authors (the study's defence code, its own form of SP, CC, KD and "
                                    "AFD) or all-stages (the paper's form on every stage at one weight)")
     weights: str = opt("", "per-stage loss weights: one number for every stage or four (layer1..layer4; 0 skips "
                            "a stage); empty = the placement's")
-    calibrate: bool = opt(False, "scale the loss's stage weights so that its gradient on the student at the start "
-                                 "is as large as attention transfer's at its source placement (measured on the "
-                                 "first batches); the weights chosen are recorded")
+    calibrate: bool = opt(False, "scale each stage weight of the loss so that it pulls on the student as hard as "
+                                 "attention transfer at the same stage and placement (the norm of the mean gradient "
+                                 "over the first batches), measured at the start and again after the first epoch; "
+                                 "both are recorded")
     embedding_weight: float = opt(0.0, "weight of an extra term on the final embedding, 1 - cos(student, teacher): "
                                        "the authors' optional -cos shifted by one, which their code runs only as its "
                                        "'SP'; beside a stage loss it is the lab's addition (0 = off; MIMIC's own "

@@ -56,8 +56,8 @@ class Distiller:
             s: placement.build(student.stage_channels[STAGES.index(s)], teacher.stage_channels[STAGES.index(s)])
             for s in self.weights}))
         # a student of another width meets the teacher's embedding through a learned linear map (as stage losses do)
-        self.embedding_map = rt.module(linear_projection(student.feature_dim, teacher.feature_dim) if teacher
-                                       else nn.Identity())
+        self.embedding_map = rt.module(linear_projection(student.feature_dim, teacher.feature_dim)
+                                       if self.embedding_weight else nn.Identity())
         trained = [p for m in (self.stage_loss, self.embedding_map) for p in m.parameters() if p.requires_grad]
         self.opt = rt.optimizer(torch.optim.Adam, [*student.parameters(), *head.parameters(), *trained], lr=lr,
                                 weight_decay=weight_decay)
@@ -92,7 +92,8 @@ class Distiller:
         self.student.load_state_dict(state["student"])
         self.head.load_state_dict(state["head"])
         self.stage_loss.load_state_dict(state["stage_loss"])
-        self.embedding_map.load_state_dict(state.get("embedding_map", {}))
+        if "embedding_map" in state:  # checkpoints from before it existed have none (nor a student that needs it)
+            self.embedding_map.load_state_dict(state["embedding_map"])
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"])
 

@@ -47,19 +47,27 @@ def recipe_text(record: dict) -> str:
     return " + ".join(parts)
 
 
-def configured_recipe(cfg) -> str:
-    """The recipe a distillation config will run (before it runs: MIMIC's weights are measured then)."""
-    p = loss_placement(cfg)
+def loss_record(cfg, placement=None, calibration=None, weighing=None) -> dict:
+    """The loss as a run applies it: placement, stage weights, the form (variant), the final embedding's weight (and
+    the loss's own share of it), what set the weights (calibration, MIMIC's weighing), and all of it in words.
+    Before a run, `placement` is the configured one (MIMIC's weights are measured when it starts)."""
+    p = placement or loss_placement(cfg)
     record = {"loss": cfg.loss, "placement": cfg.placement if p else "", "weights": p.weights if p else {},
-              "variant": p.variant if p else "", "weights_given": given_weights(cfg) is not None,
-              "embedding_weight": (cfg.embedding_weight + p.embedding) if p else 0,
-              "embedding_own": p.embedding if p else 0.0, "weighing": {"at the start": True} if p and p.weigh else None,
-              "calibration": [{}] if cfg.calibrate else None}
-    return recipe_text(record)
+              "weights_given": given_weights(cfg) is not None, "variant": p.variant if p else "",
+              "placement_note": p.note if p else "",
+              "embedding_weight": (cfg.embedding_weight + p.embedding) if p else 0.0,
+              "embedding_own": p.embedding if p else 0.0, "calibration": calibration, "weighing": weighing}
+    planned = {**record, "weighing": weighing or (p and p.weigh and {"at the start": True}),
+               "calibration": calibration or (cfg.calibrate and [{}])}
+    return {**record, "recipe": recipe_text(planned)}
+
+
+TEACHER_ALONE = {"finetuned": "Fine-tuning alone (the teacher)", "pruned": "Fine-pruning alone (the pruned teacher)",
+                 "ensemble": "The ensemble teacher alone"}  # what a teacher scored alone is, as a defence
 
 
 def teacher_text(summary: dict) -> str:
-    """The teacher scored as a defence of its own, with its budget: "fine-tuned: 5 SimCLR epochs at lr 0.002"."""
+    """The teacher scored alone, with its budget: "finetuned: 5 SimCLR epochs at lr 0.002"."""
     budget = summary.get("teacher_budget") or {}
     name = summary.get("teacher", "")
     if not budget:
@@ -78,15 +86,15 @@ def verdict(summary: dict) -> str | None:
     teacher, student = summary.get("teacher_scores"), summary.get("distilled")
     if summary.get("teacher") not in ("finetuned", "pruned") or not teacher or not student:
         return None
-    alone = "fine-tuning alone (the teacher)" if summary["teacher"] == "finetuned" else "fine-pruning alone (the teacher)"
+    alone = TEACHER_ALONE[summary["teacher"]]
     clean = summary.get("clean") if isinstance(summary.get("clean"), dict) else None
     t, d = (f"ASR {100 * f['asr']:.1f}% at CA {100 * f['ca']:.1f}%" for f in (teacher, student))
-    both = f"{alone[0].upper()}{alone[1:]}: {t}; distilled student: {d}."
+    both = f"{alone}: {t}; distilled student: {d}."
     if removed(teacher, clean) and removed(student, clean):
-        better = "fine-tuning alone" if teacher["ca"] >= student["ca"] else "distillation"
+        better = alone.split(" (")[0].lower() if teacher["ca"] >= student["ca"] else "distillation"
         return f"Both removed the backdoor here, and {better} kept more accuracy. {both}"
     if removed(teacher, clean):
-        return f"{alone[0].upper()}{alone[1:]} removed the backdoor here and distillation did not. {both}"
+        return f"{alone} removed the backdoor here and distillation did not. {both}"
     if removed(student, clean):
-        return f"Distillation removed the backdoor that {alone} left. {both}"
+        return f"Distillation removed the backdoor that {alone[0].lower()}{alone[1:]} left. {both}"
     return f"Neither removed the backdoor here. {both}"

@@ -31,12 +31,13 @@ from ..models.checkpoint import save_encoder
 from ..runs.store import Run
 from ..training import FORWARD, planned, simclr_passes, train_epochs
 from .checks import validate
-from .config import DistillConfig, given_weights
+from .config import DistillConfig
 from .baselines import defence_name
 from .distiller import Distiller
 from .calibrate import calibrate
 from .losses import LOSSES, Placement, loss_placement
-from .recipe import recipe_text, verdict
+from . import recipe
+from .recipe import verdict
 from .setup import Defence, Suspect, clean_subset, open_defence
 from .state import STATE_FILE, load_state, save_state
 from .students import STUDENTS, build_student
@@ -174,9 +175,11 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     distiller = Distiller(student, head, teacher, setup.placement, rt, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           temperature=cfg.temperature, augment=setup.defence.augment(),
                           gen=setup.defence.generator("distill"), embedding_weight=cfg.embedding_weight)
-    uncalibrated = weigh(setup, distiller, run)
-    if cfg.calibrate:
-        calibrate_weights(setup, uncalibrated, distiller, teacher, run, "at the start")
+    uncalibrated = setup.placement
+    if state is None or "placement" not in state:  # a resumed run restores the weights it measured (`resume`)
+        uncalibrated = weigh(setup, distiller, run, cancel)
+        if cfg.calibrate:
+            calibrate_weights(setup, uncalibrated, distiller, teacher, run, "at the start")
     live = LiveCurves(setup, student, run)
     step, epoch = 0, 0
     if state is not None:  # the setup above is rebuilt from the seed; the loop carries on where it stopped
@@ -199,7 +202,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
                                                   "rng": torch.get_rng_state(), "distiller": distiller.state_dict(),
                                                   "placement": {"weights": setup.placement.weights if setup.placement
                                                                 else {}, "note": setup.placement and setup.placement.note},
-                                                  "calibration": setup.calibration,
+                                                  "calibration": setup.calibration, "weighing": setup.weighing,
                                                   "events_offset": run.events_offset()})
                 saved = time.perf_counter()
     finally:
@@ -215,12 +218,14 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     return summarise(setup, scores, live, run, seconds)
 
 
-def weigh(setup: Setup, distiller: Distiller, run: Run) -> Placement | None:
+def weigh(setup: Setup, distiller: Distiller, run: Run, cancel: CancelToken) -> Placement | None:
     """Stage weights the loss's source measures before distilling (MIMIC's mutual information); the placement."""
     p, cfg = setup.placement, setup.cfg
     if p and p.weigh:
+        run({"kind": "log", "message": f"{cfg.loss}: measuring its stage weights ({cfg.mi_epochs} epochs per stage)"})
         setup.placement, setup.weighing = p.weigh(p, distiller.student, setup.defence.clean, setup.defence.rt,
-                                                  epochs=cfg.mi_epochs, batch_size=cfg.batch_size, seed=cfg.seed)
+                                                  epochs=cfg.mi_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                                                  cancel=cancel)
         distiller.weights = setup.placement.weights
         run({"kind": "log", "message": f"{cfg.loss}: {setup.placement.note}"})
     return setup.placement
@@ -242,9 +247,10 @@ def calibrate_weights(setup: Setup, base: Placement, distiller: Distiller, teach
 def resume(state: dict, setup: Setup, distiller: Distiller, live: LiveCurves, run: Run) -> tuple[int, int]:
     """Load a checkpoint's loop state; (epoch, step) it stopped after."""
     distiller.load_state_dict(state["distiller"])
-    if setup.placement and "placement" in state:  # weights set during the run (a second calibration)
+    if setup.placement and "placement" in state:  # the weights the run measured (MIMIC's, calibration's)
         setup.placement = replace(setup.placement, **state["placement"])
         distiller.weights, setup.calibration = setup.placement.weights, state["calibration"]
+        setup.weighing = state["weighing"]
     torch.set_rng_state(state["rng"])
     live.load_state_dict(state)
     run.rewind_events(state["events_offset"])
@@ -262,17 +268,8 @@ def save_student(setup: Setup, distiller: Distiller, run: Run, name: str, epoch:
 
 
 def loss_record(setup: Setup) -> dict:
-    """The loss as it was applied: placement, stage weights actually used, the form (variant), the final
-    embedding's weight (and the loss's own share of it), what set the weights (calibration, MIMIC's weighing), and
-    all of it in words."""
-    p = setup.placement
-    record = {"loss": setup.cfg.loss, "placement": setup.cfg.placement if p else "", "weights": p.weights if p else {},
-              "weights_given": given_weights(setup.cfg) is not None,
-              "variant": p.variant if p else "", "placement_note": p.note if p else "",
-              "embedding_weight": (setup.cfg.embedding_weight + p.embedding) if p else 0.0,
-              "embedding_own": p.embedding if p else 0.0, "calibration": setup.calibration,
-              "weighing": setup.weighing}
-    return {**record, "recipe": recipe_text(record)}
+    """The loss as the run applied it (`recipe.loss_record`)."""
+    return recipe.loss_record(setup.cfg, setup.placement, setup.calibration, setup.weighing)
 
 
 def teacher_budget(setup: Setup) -> dict | None:

@@ -71,7 +71,7 @@ def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
 
     done = [job for job in jobs if results[job.key]["status"] == "done"]
     rows = [table.cell_row(job.cell, results[job.key]["summary"], config_hash(job, by_key), job.key,
-                           config=as_json(job.config), teacher=teacher_scores(job, results))
+                           config=as_json(job.config), teacher=teacher_scores(job, results, by_key))
             for job in done if not job.stage]
     rows += [table.cell_row(teacher_cell(job, results[job.key]["summary"]), results[job.key]["summary"],
                             config_hash(job, by_key), job.key, encoder="teacher_scores", config=as_json(job.config))
@@ -87,10 +87,11 @@ def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
             "files": files, "seconds": {"total": time.perf_counter() - t0}}
 
 
-def teacher_scores(job: SweepJob, results: dict) -> dict | None:
-    """The figures of the teacher a cell learned from, scored alone by its stage (fine-tuned or pruned)."""
-    return next((s["teacher_scores"] for k in job.needs
-                 if (s := results[k].get("summary") or {}).get("teacher_scores")), None)
+def teacher_scores(job: SweepJob, results: dict, by_key: dict) -> dict | None:
+    """The figures of the teacher a cell learned from, scored alone by its stage (fine-tuned or pruned; an
+    ensemble's teacher is not its fine-tuned member, so it gets none)."""
+    return next((s["teacher_scores"] for k in job.needs if by_key[k].config.teacher == job.config.teacher
+                 and (s := results[k].get("summary") or {}).get("teacher_scores")), None)
 
 
 def teacher_cell(job: SweepJob, summary: dict) -> dict:

@@ -58,7 +58,7 @@ class LossSpec:
     source_note: str = ""             # ... said, with the citation
     authors: Placement | None = None  # the defence code's form, where it is not the paper's on four stages at 1000
     embedding: float = 0.0            # its own final-embedding term, under every placement (MIMIC's clone loss)
-    weigh: Weigh | None = None        # how its source sets the stage weights at the start (MIMIC), `source` only
+    weigh: Weigh | None = None        # how its source sets the stage weights at the start (MIMIC), under `source`
     study: bool = True                # one of the six the study compares (MIMIC is its authors' later defence)
     term: str = ""                    # what its stage term is called in a recipe (default: the name, capitals)
 

@@ -77,7 +77,8 @@ def stage_outputs(encoder: nn.Module, images: torch.Tensor, rt, batch_size: int)
     return [torch.cat(m) for m in maps], torch.cat(embeddings)
 
 
-def estimate_mi(x: torch.Tensor, y: torch.Tensor, rt, *, epochs: int, batch_size: int, seed: int) -> float:
+def estimate_mi(x: torch.Tensor, y: torch.Tensor, rt, *, epochs: int, batch_size: int, seed: int,
+                cancel=None) -> float:
     """One stage's mutual information with the embedding, as MIMIC's `estimate_mi` measures it."""
     gen = torch.Generator(device=x.device).manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -87,6 +88,8 @@ def estimate_mi(x: torch.Tensor, y: torch.Tensor, rt, *, epochs: int, batch_size
     batches = list(zip(x.split(batch_size), y.split(batch_size)))
     estimates = []
     for epoch in range(epochs):
+        if cancel is not None:
+            cancel.check()
         t.train()
         for xb, yb in batches:
             loss = -dv_bound(t, xb, yb, gen)
@@ -102,12 +105,12 @@ def estimate_mi(x: torch.Tensor, y: torch.Tensor, rt, *, epochs: int, batch_size
 
 
 def mi_weights(placement: Placement, student: nn.Module, clean: torch.Tensor, rt, *, epochs: int, batch_size: int,
-               seed: int) -> tuple[Placement, dict]:
+               seed: int, cancel=None) -> tuple[Placement, dict]:
     """(the placement with MIMIC's weights, the record: each stage's estimate and weight). Stages whose estimates
     are all zero share the momentum equally (the source would divide by zero)."""
     maps, embedding = stage_outputs(student, clean, rt, batch_size)
     mi = {s: estimate_mi(maps[STAGES.index(s)], embedding, rt, epochs=epochs, batch_size=batch_size,
-                         seed=seed * 1000 + 31 + STAGES.index(s)) for s in placement.weights}
+                         seed=seed * 1000 + 31 + STAGES.index(s), cancel=cancel) for s in placement.weights}
     total = sum(mi.values())
     share = {s: v / total if total > 0 else 1 / len(mi) for s, v in mi.items()}
     weights = {s: placement.weights[s] + MOMENTUM * share[s] for s in placement.weights}
