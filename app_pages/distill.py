@@ -13,6 +13,7 @@ from distill_core.data.datasets import default_target, load_dataset
 from distill_core.distill import LOSSES, PLACEMENTS, RECOMMENDED, STUDENTS, TEACHERS
 from distill_core.distill.baselines import DEFENCES, OFFERED, defences_in
 from distill_core.distill.config import given_weights
+from distill_core.distill.recipe import loss_record
 from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
 from distill_core.presets import preset_for
@@ -150,6 +151,11 @@ with s4:
 with s5:
     overrides["lr"] = number(cfg, "lr", "Learning rate", f"distill:{setup}:{mine}:lr", min_value=1e-6)
 
+final = make_config("distill", setup, {**picks, **overrides, "defence": named})
+teacher = (f"the teacher fine-tuned for {final.teacher_epochs} SimCLR epochs at lr {final.teacher_lr or final.lr:g}"
+           if final.teacher == "finetuned" else f"the {final.teacher} teacher")
+st.caption(f"What will run: {teacher}; the {final.student} student trains {final.epochs} epochs on "
+           f"{loss_record(final)['recipe']}.")
 job = current("distill")
 if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):
     kept = str(manager().store.root / "prepared")  # a teacher or warm-up trained once serves later runs too

@@ -20,8 +20,8 @@
   / 0.82 / 1.09 / 1.39 (clean 0.56, BadEncoder 2.36): DRUPE stays the stealthier attack.
   Distillation (measured, see the README): 1,000 clean images (5% of the shipped encoder's 20,000), a
   5-epoch fine-tuned teacher at Adam lr 2e-3, a 10-epoch warm-up student and 72 epochs at lr 4e-3 instead of
-  1e-3, views cropped to at least 40% of the image (0.2 for pre-training), with the authors' final-embedding
-  term at 300 (BadEncoder, seed 0: teacher / purified CA 87.3 / 85.8% with the teacher at 4e-3 and 40 epochs,
+  1e-3, views cropped to at least 40% of the image (0.2 for pre-training), with the lab's final-embedding
+  term, 300 x (1 - cos) (the authors' code has the term but runs it only alone, at 1, as its "SP") (BadEncoder, seed 0: teacher / purified CA 87.3 / 85.8% with the teacher at 4e-3 and 40 epochs,
   89.5 / 87.5% at 2e-3; at 72 epochs with crops of 0.2 four of the six seeds of both attacks ended 0.1-0.7
   points under clean - 4, crops of 0.4 brought all six to 90.7-91.9% at ASR 0.2-5.0%; at the CIFAR stem the
   term halved the epochs the CA needs: 80 epochs without it 94.1% / ASR 9.3%, 40 with it 95.3 / 4.6%).
@@ -40,7 +40,7 @@
   and a fifth faster (ASR 90.4 / 92.4 / 90.5% on three seeds against 91.3 / 92.2 / 90.5% with 32). The defender
   gets 2,500 clean images, the paper's count (5% of CIFAR-10's 50,000): on the sample, 2,500 images for 32
   epochs purified to a higher CA than 1,000 for 80 at the same cost (measured: 54.8% against 51.6%). Its AT also carries the
-  authors' optional final-embedding term (`embedding_weight` 300): a student that learns from attention maps alone
+  lab's final-embedding term (`embedding_weight` 300; the authors' code runs it only alone, as its "SP"): a student that learns from attention maps alone
   stayed 8-13 points under the clean CA at this budget; with the term it follows the teacher's embedding
   (measured on seed 0's BadEncoder: purified CA 53.8% without, 53.3 / 55.7 / 59.2 / 61.0 / 60.8% at 1 / 10 /
   100 / 300 / 1000, ASR 2.7-6.2%). The student then ends 2.5-4.8 points under its teacher, so the teacher fine-tunes
@@ -136,9 +136,12 @@ def preset_for(data: str) -> str:
     return "demo" if data in PRESET_ENCODERS["demo"] else "cifar"
 
 
+SAME_SETTINGS = {"prepare": "distill"}  # `prepare` builds a distillation's teacher and student: the distillation's
+
+
 def preset_overrides(name: str | None, task: str) -> dict:
     if not name:
         return {}
     if name not in PRESETS:
         raise ValueError(f"unknown preset '{name}': choose {', '.join(PRESETS)}")
-    return dict(PRESETS[name].get(task, {}))
+    return dict(PRESETS[name].get(SAME_SETTINGS.get(task, task), {}))

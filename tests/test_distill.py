@@ -346,3 +346,9 @@ def test_the_teachers_fine_tune_takes_teacher_lr_and_the_students_phases_lr():
     own = SimpleNamespace(cfg=DistillConfig(lr=4e-3, teacher_lr=2e-3))
     assert (Defence.phase_lr(own, "teacher"), Defence.phase_lr(own, "warmup")) == (2e-3, 4e-3)
     assert Defence.phase_lr(SimpleNamespace(cfg=DistillConfig(lr=4e-3)), "teacher") == 4e-3  # 0: the student's
+
+
+def test_prepare_takes_the_distillation_s_preset():
+    """`prepare --preset demo` builds the very teacher and student a demo distillation would use."""
+    from dataclasses import asdict
+    assert asdict(make_config("prepare", "demo")) == asdict(make_config("distill", "demo"))

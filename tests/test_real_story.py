@@ -50,7 +50,7 @@ def test_a_shortened_real_story_plants_the_backdoor_and_distillation_removes_it(
     assert s["poisoned"]["asr"] >= s["clean"]["asr"] + 0.3, s
     assert s["distilled"]["asr"] <= s["poisoned"]["asr"] - 0.3, s
     distilled = json.loads((out / "distill" / "summary.json").read_text())
-    assert distilled["embedding_weight"] == 300  # the preset's AT carries the authors' final-embedding term
+    assert distilled["embedding_weight"] == 300  # the preset's AT carries the lab's final-embedding term
     seen = last_json(cli("inspect", "--run", str(out), "--n-images", "64", "--out", str(tmp_path / "inspect"),
                          "--quiet"))
     share = {role: seen["trigger_share"][role]["mean"] for role in ("clean", "poisoned")}
