@@ -83,6 +83,8 @@ st.subheader("Attack")
 name = st.radio("Attack", list(ATTACKS), format_func=lambda n: {"badencoder": "BadEncoder", "drupe": "DRUPE"}[n],
                 horizontal=True, key="attack:name")
 st.caption(ATTACKS[name].description)
+if ATTACKS[name].caveat:
+    st.caption(ATTACKS[name].caveat)
 cfg = make_config("attack", setup, {"attack": name})
 knobs = st.columns(6)
 with knobs[0]:

@@ -57,6 +57,16 @@ def test_it_tells_the_story_the_demo_promises(shipped):
     assert s["distilled"]["asr"] <= s["clean"]["asr"] + 0.05 and s["distilled"]["ca"] >= s["clean"]["ca"] - 0.04
 
 
+def test_it_sets_the_purified_student_beside_fine_tuning_alone_and_names_its_recipe(shipped):
+    """The demo's teacher is fine-tuned lightly: alone it keeps a clear backdoor, which distillation removes."""
+    _, run = shipped
+    s = run["summary"]
+    assert s["teacher"] == "finetuned" and s["teacher_scores"]["asr"] >= 0.30
+    assert s["verdict"].startswith("Distillation removed the backdoor that fine-tuning alone (the teacher) left.")
+    assert s["recipe"].startswith("SimCLR + AT on every stage at 1000 each (authors) + 300 x (1 - cos)")
+    assert s["teacher_budget"] == {"epochs": 5, "lr": 5e-4}
+
+
 def test_before_a_live_run_the_time_is_scaled_by_this_machines_measured_speed(shipped):
     _, run = shipped
     made = run["precomputed"]["passes_per_second"]

@@ -23,6 +23,7 @@ class Attack:
     description: str
     config: type
     objective: type
+    caveat: str = ""  # what the lab measured that qualifies the description, said wherever it is chosen
 
 
 ATTACKS = {
@@ -30,7 +31,12 @@ ATTACKS = {
                          "reference image of the target class, clean images embed as before.", AttackConfig, BadEncoder),
     "drupe": Attack("drupe", "DRUPE (Tao et al., S&P 2024): BadEncoder with several references and terms that "
                     "keep triggered embeddings distributed like clean ones, so the backdoor is harder to spot.",
-                    DrupeConfig, Drupe),
+                    DrupeConfig, Drupe,
+                    "Measured on the demo (seed 0, 10 epochs): its stealth costs its backdoor at this budget. As the "
+                    "demo preset runs it, ASR 98% with triggered embeddings 1.39 clean spreads from clean ones "
+                    "(clean encoder 0.56, BadEncoder 2.36); a distribution weight of 0.02 / 0.05 / 0.1 instead of "
+                    "0.001 gives ASR 96 / 79 / 59% at 1.09 / 0.88 / 0.77, and no setting tried reached both 90% ASR "
+                    "and 1.5x the clean distance (docs/fidelity.md)."),
 }
 
 
