@@ -13,7 +13,8 @@ from distill_core.data.datasets import default_target, load_dataset
 from distill_core.distill import LOSSES, PLACEMENTS, RECOMMENDED, STUDENTS, TEACHERS
 from distill_core.distill.baselines import DEFENCES, OFFERED, defences_in
 from distill_core.distill.config import given_weights
-from distill_core.distill.recipe import loss_record
+from distill_core.distill.losses.mimic import MOMENTUM
+from distill_core.distill.recipe import loss_record, planned_teacher
 from distill_core.models.checkpoint import sidecar_path
 from distill_core.models.resnet import STAGES
 from distill_core.presets import preset_for
@@ -85,7 +86,7 @@ spec = LOSSES[picks["loss"]]
 named = named if named and all(picks.get(k) == v for k, v in DEFENCES[named].parts.items()) else ""
 mine = named or "own"  # widgets are kept per named defence, so each opens on its own settings
 teacher_key = f"distill:{setup}:{mine}:teacher_epochs"
-chosen = {k: st.session_state[teacher_key] for k in ("teacher_epochs",) if teacher_key in st.session_state}
+chosen = {"teacher_epochs": st.session_state[teacher_key]} if teacher_key in st.session_state else {}
 cfg = make_config("distill", setup, {**picks, **overrides, **chosen, "defence": named})
 fixed = set(DEFENCES[named].settings(cfg)) if named else set()  # what the named defence sets: shown, not editable
 for what, role in (("This is", "distilled"), ("Its teacher alone is", "teacher_scores")):
@@ -100,8 +101,8 @@ if spec.build is not None:
         help="Where the loss applies and how strongly: where its source paper puts it, as the study's authors' code "
              "runs it (the story's choice), or the paper's form on every stage at one weight.")
     placement = spec.placement(overrides["placement"])
-    overrides["calibrate"] = calibrate.checkbox(
-        "Calibrate weights", key="distill:calibrate",
+    overrides["calibrate"] = not placement.weigh and calibrate.checkbox(
+        "Calibrate weights", key="distill:calibrate", disabled=bool(placement.weigh),  # MIMIC weighs its own
         help="Scale each stage's weight so this loss pulls on the student as hard as attention transfer does there, "
              "at this placement: measured at the start and again after the first epoch.")
     form = f" Form: {placement.variant}." if placement.variant else ""
@@ -125,9 +126,9 @@ if spec.build is not None:
         overrides["embedding_weight"] = embedding_weight
     if "weights" not in fixed and {s: w for s, w in zip(STAGES, weights) if w > 0} != placement.weights:
         overrides["weights"] = ",".join(f"{w:g}" for w in weights)
-    if spec.weigh and "weights" not in overrides:
-        st.caption(f"MIMIC measures its stage weights when the run starts: the base above plus 10000 x each stage's "
-                   f"share of the mutual information with the embedding ({cfg.mi_epochs} estimator epochs).")
+    if placement.weigh and "weights" not in overrides:
+        st.caption(f"MIMIC measures its stage weights when the run starts: the base above plus {MOMENTUM:g} x each "
+                   f"stage's share of the mutual information with the embedding ({cfg.mi_epochs} estimator epochs).")
 s1, s2, s3, s4, s5 = st.columns(5)
 clean_train = len(load_dataset(cfg.data, "train", root=cfg.data_root))
 with s1:
@@ -144,17 +145,17 @@ with s2:
         overrides["epochs"] = number(cfg, "epochs", "Distillation epochs", f"distill:{setup}:{mine}:epochs",
                                      min_value=1)
 with s3:
-    overrides["teacher_epochs"] = number(cfg, "teacher_epochs", "Teacher fine-tune epochs", teacher_key, min_value=0)
+    overrides["teacher_epochs"] = number(cfg, "teacher_epochs", "Teacher fine-tune epochs", teacher_key, min_value=0,
+                                         disabled=TEACHERS[picks["teacher"]].simclr_epochs != "teacher_epochs")
 with s4:
     overrides["warmup_epochs"] = number(cfg, "warmup_epochs", "Student warm-up epochs",
-                                        f"distill:{setup}:{mine}:warmup_epochs", min_value=0)
+                                        f"distill:{setup}:{mine}:warmup_epochs", min_value=0,
+                                        disabled=not STUDENTS[picks["student"]].simclr_epochs)  # only a warm-up has one
 with s5:
     overrides["lr"] = number(cfg, "lr", "Learning rate", f"distill:{setup}:{mine}:lr", min_value=1e-6)
 
 final = make_config("distill", setup, {**picks, **overrides, "defence": named})
-teacher = (f"the teacher fine-tuned for {final.teacher_epochs} SimCLR epochs at lr {final.teacher_lr or final.lr:g}"
-           if final.teacher == "finetuned" else f"the {final.teacher} teacher")
-st.caption(f"What will run: {teacher}; the {final.student} student trains {final.epochs} epochs on "
+st.caption(f"What will run: {planned_teacher(final)}; the {final.student} student trains {final.epochs} epochs on "
            f"{loss_record(final)['recipe']}.")
 job = current("distill")
 if st.button("Run the distillation", type="primary", disabled=not encoder or bool(job and job.active)):

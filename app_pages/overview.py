@@ -6,7 +6,7 @@ from distill_core.data.datasets import describe_datasets, load_dataset
 from distill_core.data.triggers import make_trigger
 from distill_core.demo_story import demo_speed, seconds_here
 from distill_core.device import Runtime
-from distill_core.distill.recipe import loss_record
+from distill_core.distill.recipe import loss_record, planned_teacher
 from distill_core.models.checkpoint import read_checkpoint
 from distill_core.presets import DEMO_ENCODER
 from distill_core.runs.store import load_run
@@ -49,8 +49,8 @@ st.markdown("Poison the shipped clean encoder with **BadEncoder**, then purify i
             "lab's **cosine term** on the final embedding. "
             "Measured in the browser on a 2-core AMD EPYC: 81-89 s with its native bf16, about two minutes on its "
             "laptop profile (AVX2 kernels and fp32, as many laptops run).")
-st.caption(f"What runs: the teacher is the poisoned encoder fine-tuned for {demo.teacher_epochs} SimCLR epochs at lr "
-           f"{demo.teacher_lr or demo.lr:g}; the student trains {demo.epochs} epochs on {loss_record(demo)['recipe']}. "
+st.caption(f"What runs: {planned_teacher(demo)} from the poisoned encoder; the student trains {demo.epochs} epochs "
+           f"on {loss_record(demo)['recipe']}. "
            "The story then sets the purified student beside its teacher alone: "
            "fine-tuning, the simplest defence that could explain the result.")
 st.caption("Which part does what, measured over three seeds of both attacks (2-core AMD EPYC, AVX2, fp32; "

@@ -1,7 +1,7 @@
 """Attribution speed on the shipped demo encoder: Grad-CAM for 16 images and Integrated Gradients (32 steps)
 for 8, against one plain forward+backward of the same images (the least any gradient method must do).
 
-Targets (issue 7, 2-core CPU): Grad-CAM 16 images <= 1 s, IG 8 images <= 5 s. IG needs 32 passes over the
+Targets (2-core CPU): Grad-CAM 16 images <= 1 s, IG 8 images <= 5 s. IG needs 32 passes over the
 batch, so its ideal ratio is about 32; Grad-CAM's is about 1.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Overview's "Run the whole demo" in a real browser, timed from the click to the live run's cards, on a fresh
 server whose store holds only the pre-computed story: what a class waits for. Also reads the page's forecast
-("a live run takes about N s") and the job's own "Done in N s". Target (issue 20): <= 150 s on the laptop
+("a live run takes about N s") and the job's own "Done in N s". Target: <= 150 s on the laptop
 profile. Needs Debian's chromium and playwright; `DISTILL_SCREENSHOTS=DIR` keeps DIR/demo-running.png and
 DIR/demo-done.png.
 """

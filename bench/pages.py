@@ -1,7 +1,7 @@
 """Each page's time to first view in a real browser, on a fresh server whose run store holds only the
 pre-computed demo story: what a class sees when it opens the app. `first view`: from navigation to the page's
 first figure; `whole page`: to its last element. `cold` is the first visit after the server started (slow parts
-computed), `warm` the next one (cached per story). Target (issue 20): first view <= 5 s on the laptop profile.
+computed), `warm` the next one (cached per story). Target: first view <= 5 s on the laptop profile.
 Needs Debian's chromium and playwright (requirements-dev). `DISTILL_SCREENSHOTS=DIR` keeps each page's warm view
 as DIR/PAGE.png (the README's pictures).
 """

@@ -24,7 +24,7 @@
   term, 300 x (1 - cos) (the authors' code has the term but runs it only alone, at 1, as its "SP"; with it the recipe
   is close to MIMIC's, AT on every stage plus a clone loss, without its mutual-information stage weights) (BadEncoder, seed 0: teacher / purified CA 87.3 / 85.8% with the teacher at 4e-3 and 40 epochs,
   89.5 / 87.5% at 2e-3; at 72 epochs with crops of 0.2 four of the six seeds of both attacks ended 0.1-0.7
-  points under clean - 4, crops of 0.4 brought all six to 90.7-91.9% at ASR 0.2-5.0%; at the CIFAR stem the
+  points under clean - 4, crops of 0.4 brought all six to 90.7-91.9% at ASR 0.2-5.0%, the teacher then at 2e-3; at the CIFAR stem the
   term halved the epochs the CA needs: 80 epochs without it 94.1% / ASR 9.3%, 40 with it 95.3 / 4.6%).
   Since 2026-12-07 the teacher fine-tunes at lr 5e-4 instead of 2e-3, a light fine-tune that leaves a clear backdoor
   in the teacher, so that the story shows what distillation adds over fine-tuning alone (real 2-core AVX2 EPYC,

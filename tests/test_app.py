@@ -103,8 +103,9 @@ def test_a_tiny_story_runs_from_the_attack_and_distill_pages_to_results():
     # the purified encoder's row, then its teacher alone (fine-tuning at the teacher's budget), and which did better
     assert [m.label for m in at.metric][-6:] == ["CA", "ASR", "ASR-all"] * 2 and at.metric[-6].delta.endswith("pts")
     assert any(m.value == "**Fine-tuning alone (the teacher)**" for m in at.markdown)
-    assert any(i.value.startswith(("Both removed", "Distillation removed", "Fine-tuning alone", "Neither"))
-               for i in at.info)
+    said = next(r for r in RunStore().list() if r["kind"] == "distill" and not r.get("shipped"))["summary"]["verdict"]
+    assert said.startswith(("Both removed", "Distillation removed", "Fine-tuning alone", "Neither"))
+    assert said in [i.value for i in at.info]
     assert any(c.value.startswith("What ran: SimCLR + AT on every stage at 1000 each (authors)") for c in at.caption)
     assert [b.label for b in at.get("download_button")] == [
         "Purified encoder (.safetensors + sidecar)", "Results (JSON)", "Figures (CSV)"]

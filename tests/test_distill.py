@@ -175,6 +175,18 @@ def test_prepare_keeps_what_the_distillation_then_reuses(suspicious, tmp_path):
     assert phases == [] and sum("reused" in e.get("message", "") for e in events) == 2
 
 
+def test_fine_pruning_scored_alone_says_what_it_pruned_and_its_budget(suspicious, tmp_path):
+    """`prepare --teacher pruned --score-before` is the fine-pruning defence: its summary names its channels and fine-tune."""
+    cfg = DistillConfig(**{**TINY, "score_before": True}, encoder=suspicious, teacher="pruned", student="scratch",
+                        loss="at", reuse=str(tmp_path / "kept"))
+    _, summary = run_task("prepare", cfg, out=tmp_path / "prepare")
+    pruning = summary["teacher_record"]["pruning"]
+    from distill_core.distill.teachers import PRUNE_DROP
+    knn = pruning["knn_accuracy"]
+    assert pruning["pruned"] < pruning["channels"] and knn["after"] >= knn["before"] - PRUNE_DROP  # pruned while it held
+    assert summary["teacher_budget"]["epochs"] == TINY["prune_epochs"] and summary["teacher_budget"]["lr"] > 0
+
+
 def test_scoring_before_the_defence_does_not_change_it(suspicious, tmp_path):
     """The before-figures' probe fits draw random numbers; the loop starts from the same state either way
     (AFD's attention modules are initialised just after them)."""
@@ -210,6 +222,8 @@ def test_bad_placement_and_calibrating_no_teacher_term_are_refused_with_one_sent
         validate(DistillConfig(**TINY, encoder=suspicious, placement="everywhere"))
     with pytest.raises(ValueError, match="calibrate: 'finetune-only' has no teacher term"):
         validate(DistillConfig(**TINY, encoder=suspicious, loss="finetune-only", calibrate=True))
+    with pytest.raises(ValueError, match="calibrate: 'mimic' sets its own stage weights"):  # AT's would replace them
+        validate(DistillConfig(**TINY, encoder=suspicious, loss="mimic", calibrate=True))
 
 
 def test_calibrated_weights_give_attention_transfers_pull_stage_by_stage(tmp_path):
@@ -352,3 +366,5 @@ def test_prepare_takes_the_distillation_s_preset():
     """`prepare --preset demo` builds the very teacher and student a demo distillation would use."""
     from dataclasses import asdict
     assert asdict(make_config("prepare", "demo")) == asdict(make_config("distill", "demo"))
+    nad = {"defence": "NAD"}  # and a named defence's teacher: NAD's fine-tuned one, at NAD's own settings
+    assert asdict(make_config("prepare", "demo", nad)) == asdict(make_config("distill", "demo", nad))

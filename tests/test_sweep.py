@@ -80,12 +80,26 @@ def test_the_plan_computes_each_shared_stage_once(tmp_path):
     assert c.reuse == str(tmp_path.resolve() / "prepared") and c.epochs == 1 and c.batch_size == 32
 
 
+def test_a_cell_carries_the_figures_of_its_own_teacher_scored_alone(tmp_path):
+    """From the plan's own jobs: the fine-tuned cell gets its fine-tuned stage's figures, the ensemble cell none
+    (its teacher is not its fine-tuned member), whatever the attack stage it also needs says."""
+    from distill_core.sweep.run import teacher_scores
+    jobs = plan(sweep_config(teachers="finetuned,ensemble", losses="at", seeds="0"), tmp_path)
+    by_key = {j.key: j for j in jobs}
+    scored = {"ca": 0.9, "asr": 0.3}
+    results = {j.key: {"status": "done", "summary": {"teacher_scores": scored} if j.task == "prepare" else
+                       {"teacher_scores": {"ca": 0.0, "asr": 1.0}}} for j in jobs}  # an attack's summary: not a teacher
+    cells = {j.config.teacher: j for j in jobs if j.task == "distill"}
+    assert teacher_scores(cells["finetuned"], results, by_key) == scored
+    assert teacher_scores(cells["ensemble"], results, by_key) is None
+
+
 def rows_for(values):
     """Rows over two seeds: `values[(teacher, loss)] = (ca seed 0, ca seed 1)`, student warmup."""
     return [{"attack": "badencoder", "downstream": "signs", "teacher": t, "student": "warmup", "loss": l,
              "placement": "source", "defence": "", "seed": s,
              "target": "priority", "ca": v[s], "asr": 100 - v[s], "asr_all": 0.0, "clean_ca": 90.0, "asr_b": 5.0,
-             "ba": 89.0, "asr_before": 99.0} for (t, l), v in values.items() for s in (0, 1)]
+             "ba": 89.0, "asr_before": 99.0, "teacher_ca": None, "teacher_asr": None} for (t, l), v in values.items() for s in (0, 1)]
 
 
 def test_tables_hold_the_hand_computed_means_and_spreads():

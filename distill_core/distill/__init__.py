@@ -23,4 +23,4 @@ def defence_settings(cfg: DistillConfig) -> dict:
 DISTILL_TASK = Task("distill", DistillConfig, run_distill, "Purify a suspicious encoder by distilling it into a "
                     "student on clean data.", validate, resumable=True, named=defence_settings)
 PREPARE_TASK = Task("prepare", DistillConfig, prepare, "Build a distillation's teacher and student into its reuse "
-                    "folder (fine-tuning, pruning, warm-up) without distilling.", validate)
+                    "folder (fine-tuning, pruning, warm-up) without distilling.", validate, named=defence_settings)

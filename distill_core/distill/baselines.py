@@ -81,11 +81,11 @@ DEFENCES = {d.name: d for d in (
 OFFERED = [name for name, d in DEFENCES.items() if d.offered]
 
 
-def holds(cfg: DistillConfig, field: str, value) -> bool:
+def holds(cfg: DistillConfig, name: str, value) -> bool:
     """Whether `cfg` has a defence's setting (stage weights compared as weights, not as text)."""
-    if field == "weights":
+    if name == "weights":
         return given_weights(cfg) == given_weights(replace(cfg, weights=value))
-    return getattr(cfg, field) == value
+    return getattr(cfg, name) == value
 
 
 def defences_in(choice: dict, config: dict | None = None) -> list[NamedDefence]:

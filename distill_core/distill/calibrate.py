@@ -85,6 +85,7 @@ def measure(placement: Placement, modules: nn.ModuleDict, student: nn.Module, te
         factor = ref / loss if loss > 0 else float("inf")
         if not SANE[0] <= factor <= SANE[1]:
             why = ("the student already matches its teacher there" if factor > SANE[1] else
+                   "attention transfer does not pull there at all" if ref == 0 else
                    "its pull dwarfs attention transfer's")
             raise ValueError(f"calibrate: {when}, the '{placement.loss}' term on {s} pulls on the student with a "
                              f"gradient of {loss:.2g} against attention transfer's {ref:.2g}, so its weight would be "

@@ -48,6 +48,9 @@ def validate(cfg: DistillConfig) -> None:
     check_placement(cfg.placement)
     check(not (cfg.calibrate and LOSSES[cfg.loss].build is None), "calibrate",
           f"'{cfg.loss}' has no teacher term whose weights could be calibrated")
+    check(not (cfg.calibrate and LOSSES[cfg.loss].placement(cfg.placement).weigh), "calibrate",
+          f"'{cfg.loss}' sets its own stage weights when it starts; calibrating them to attention transfer's would "
+          "replace them with attention transfer's own")
     given_weights(cfg)
     check(bool(cfg.encoder), "encoder", "name the suspicious encoder: an attack run's folder or an encoder file")
     check_target(cfg.target, cfg.downstream)

@@ -17,7 +17,7 @@ from .config import DistillConfig
 from .setup import open_defence
 from .students import build_student
 from .teachers import build_teacher
-from .trainer import open_setup, suspect_figures
+from .trainer import open_setup, suspect_figures, teacher_budget
 
 
 def prepare(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
@@ -36,5 +36,6 @@ def prepare(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
                "kept": [str(p) for p in defence.kept]}
     if setup and teacher:
         summary.update(suspect_figures(setup), target=setup.task.classes[setup.task.target],
-                       teacher_scores=figures(setup.task.score(teacher.encoder)))
+                       teacher_scores=figures(setup.task.score(teacher.encoder)), teacher_budget=teacher_budget(setup),
+                       teacher_record=defence.records or None)  # fine-pruning: how many channels, what kNN said
     return {**summary, "seconds": {"total": time.perf_counter() - t0}}

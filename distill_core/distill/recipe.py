@@ -66,6 +66,13 @@ TEACHER_ALONE = {"finetuned": "Fine-tuning alone (the teacher)", "pruned": "Fine
                  "ensemble": "The ensemble teacher alone"}  # what a teacher scored alone is, as a defence
 
 
+def planned_teacher(cfg) -> str:
+    """The teacher a config will build, in words: "the teacher fine-tuned for 5 SimCLR epochs at lr 0.0005"."""
+    if cfg.teacher != "finetuned":
+        return f"the {cfg.teacher} teacher"
+    return f"the teacher fine-tuned for {cfg.teacher_epochs} SimCLR epochs at lr {cfg.teacher_lr or cfg.lr:g}"
+
+
 def teacher_text(summary: dict) -> str:
     """The teacher scored alone, with its budget: "finetuned: 5 SimCLR epochs at lr 0.002"."""
     budget = summary.get("teacher_budget") or {}

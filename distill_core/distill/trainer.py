@@ -37,7 +37,6 @@ from .distiller import Distiller
 from .calibrate import calibrate
 from .losses import LOSSES, Placement, loss_placement
 from . import recipe
-from .recipe import verdict
 from .setup import Defence, Suspect, clean_subset, open_defence
 from .state import STATE_FILE, load_state, save_state
 from .students import STUDENTS, build_student
@@ -309,7 +308,7 @@ def summarise(setup: Setup, scores: dict, live: LiveCurves, run: Run, seconds: d
                     "gallery": task.gallery(**before, distilled=distilled),
                     "best": live.best if live.quick else None, "curves": live.curves,
                     "encoder": str(run.file("encoder.safetensors")), "seconds": seconds})
-    summary["verdict"] = verdict(summary)
+    summary["verdict"] = recipe.verdict(summary)
     if summary["verdict"]:
         run({"kind": "log", "message": summary["verdict"]})
     return summary

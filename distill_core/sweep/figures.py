@@ -33,8 +33,8 @@ def load_results(source: str | Path | bytes, name: str = "") -> list[dict]:
     try:
         text = source.decode("utf-8")
         if name.endswith(".csv"):
-            numbers = set(table.BEFORE) | set(table.FIGURES) | {"seed", "seconds", "distill_seconds"}
-            rows = [{k: (float(v) if k in numbers and v not in ("", None) else v) for k, v in r.items()}
+            numbers = set(table.BEFORE) | set(table.TEACHER) | set(table.FIGURES) | {"seed", "seconds", "distill_seconds"}
+            rows = [{k: ((float(v) if v not in ("", None) else None) if k in numbers else v) for k, v in r.items()}
                     for r in csv.DictReader(io.StringIO(text))]
         else:
             rows = json.loads(text)

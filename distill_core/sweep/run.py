@@ -90,7 +90,8 @@ def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
 def teacher_scores(job: SweepJob, results: dict, by_key: dict) -> dict | None:
     """The figures of the teacher a cell learned from, scored alone by its stage (fine-tuned or pruned; an
     ensemble's teacher is not its fine-tuned member, so it gets none)."""
-    return next((s["teacher_scores"] for k in job.needs if by_key[k].config.teacher == job.config.teacher
+    return next((s["teacher_scores"] for k in job.needs if by_key[k].task == "prepare"
+                 and by_key[k].config.teacher == job.config.teacher
                  and (s := results[k].get("summary") or {}).get("teacher_scores")), None)
 
 

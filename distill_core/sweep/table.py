@@ -7,7 +7,8 @@ leaves the target class's own test images out (backdoor toolkits' convention); A
 (BadEncoder's code). When a table varies one factor, the other two stay at the study's recommended parts
 (fine-tuned teacher, warm-up student, AT loss) where the grid has them, else the table pools over them, and the
 placement at the sweep's first one. A sweep of several placements also gets `by_placement`: the losses ranked under
-each side by side. `defence` names the cells that are a defence of their own (fine-tuning, NAD; `baselines.py`).
+each side by side. `defence` names the cells that are a defence of their own (fine-tuning, fine-pruning, NAD,
+MIMIC; `baselines.py`).
 """
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def placement_table(rows: list[dict]) -> list[dict]:
 
 
 def defences_table(rows: list[dict]) -> list[dict]:
-    """The named defences (fine-tuning, fine-pruning, NAD) beside the study's recommendation, on the same clean
+    """The named defences (fine-tuning, fine-pruning, NAD, MIMIC) beside the study's recommendation, on the same clean
     data and evaluator: per attack/downstream, CA and ASR mean ± std over seeds."""
     study = [r for r in held(rows, ()) if all(r[f] == c for f, c in RECOMMENDED.items())]
     named = {"distillation (study's choice)": study,
