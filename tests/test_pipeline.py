@@ -44,7 +44,8 @@ def test_demo_pipeline_brings_asr_near_the_clean_encoders(demo_story):
     # Seed 0's purified ASR depends on the machine's rounding: under the 80-epoch recipe without the embedding
     # term 2.1% (fp32, AVX2), 6.9-9.3% (bf16, AVX512-BF16), 14.0% (the loss comparison's cell and a CI run);
     # 6.1% (bf16) with the stride-1 encoder's 40-epoch recipe, against ASR-B 5.2-5.3%; with today's stride-2
-    # encoder 0.4% (fp32) and 1.9% (bf16), against ASR-B 2.7% (docs/results.md). So this checks
+    # encoder 0.4% (fp32) and 1.9% (bf16), against ASR-B 2.7%, and with its light teacher (5 epochs at 5e-4) 1.6%
+    # (fp32) (docs/results.md). So this checks
     # that the defence brings the attack's 99% to within 10 points of the clean encoder, not the demo's target of
     # ASR-B + 5, which seed 0 misses on some machines; a poisoned-init student (28%) fails it.
     assert s["poisoned"]["asr"] >= 0.9
