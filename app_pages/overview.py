@@ -58,8 +58,7 @@ st.caption("Which part does what, measured over three seeds of both attacks (2-c
            "but ends 0.5-1.9 points under the accuracy bar on five seeds of six; the cosine term alone removes it "
            "and keeps the accuracy; together they keep the most. From the poisoned encoder itself as teacher "
            "(BadEncoder, seed 0) the cosine term copies its backdoor (ASR 29%) and attention transfer does not "
-           "(0.6%): fine-tuning the "
-           "teacher first is what lets a close copy of its embedding be clean.")
+           "(0.6%): fine-tuning the teacher first is what lets a close copy of its embedding be clean.")
 job = current("demo")
 if st.button("Run the whole demo", type="primary", disabled=bool(job and job.active)):
     start("demo", "pipeline", {})

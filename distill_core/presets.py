@@ -18,13 +18,14 @@
   them crossing and yield), so only the third's share of triggered images lands (ASR 28-38% at lr 0.01-0.05,
   10-14 epochs). Measured at seed 0, L1 at 3 / 5 / 7 / 10: ASR 50 / 79 / 94 / 98%, distribution distance 0.55
   / 0.82 / 1.09 / 1.39 (clean 0.56, BadEncoder 2.36): DRUPE stays the stealthier attack.
-  Distillation (measured, see the README): 1,000 clean images (5% of the shipped encoder's 20,000), a
-  5-epoch fine-tuned teacher (Adam lr 2e-3 until 2026-12-07, 5e-4 since: below), a 10-epoch warm-up student and 72 epochs at lr 4e-3 instead of
-  1e-3, views cropped to at least 40% of the image (0.2 for pre-training), with the lab's final-embedding
-  term, 300 x (1 - cos) (the authors' code has the term but runs it only alone, at 1, as its "SP"; with it the recipe
-  is close to MIMIC's, AT on every stage plus a clone loss, without its mutual-information stage weights) (BadEncoder, seed 0: teacher / purified CA 87.3 / 85.8% with the teacher at 4e-3 and 40 epochs,
-  89.5 / 87.5% at 2e-3; at 72 epochs with crops of 0.2 four of the six seeds of both attacks ended 0.1-0.7
-  points under clean - 4, crops of 0.4 brought all six to 90.7-91.9% at ASR 0.2-5.0%, the teacher then at 2e-3; at the CIFAR stem the
+  Distillation (measured, see the README): 1,000 clean images (5% of the shipped encoder's 20,000), a 5-epoch
+  fine-tuned teacher (Adam lr 2e-3 until 2026-12-07, 5e-4 since: below), a 10-epoch warm-up student and 72 epochs at
+  lr 4e-3 instead of 1e-3, views cropped to at least 40% of the image (0.2 for pre-training), with the lab's
+  final-embedding term, 300 x (1 - cos) (the authors' code has the term but runs it only alone, at 1, as its "SP";
+  with it the recipe is close to MIMIC's, AT on every stage plus a clone loss, without its mutual-information stage
+  weights) (BadEncoder, seed 0: teacher / purified CA 87.3 / 85.8% with the teacher at 4e-3 and 40 epochs, 89.5 /
+  87.5% at 2e-3; at 72 epochs with crops of 0.2 four of the six seeds of both attacks ended 0.1-0.7 points under
+  clean - 4, crops of 0.4 brought all six to 90.7-91.9% at ASR 0.2-5.0%, the teacher then at 2e-3; at the CIFAR stem the
   term halved the epochs the CA needs: 80 epochs without it 94.1% / ASR 9.3%, 40 with it 95.3 / 4.6%).
   Since 2026-12-07 the teacher fine-tunes at lr 5e-4 instead of 2e-3, a light fine-tune that leaves a clear backdoor
   in the teacher, so that the story shows what distillation adds over fine-tuning alone (real 2-core AVX2 EPYC,

@@ -62,6 +62,11 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
                                         "end (0 = after every epoch)")
 
 
+def phase_lr(cfg: DistillConfig, phase: str) -> float:
+    """The teachers' fine-tunes may take their own rate (`teacher_lr`); the student's phases take `lr`."""
+    return (cfg.teacher_lr or cfg.lr) if phase == "teacher" else cfg.lr
+
+
 def given_weights(cfg: DistillConfig) -> dict[str, float] | None:
     """{stage: weight} for the stages with a non-zero weight, as `weights` gives them (None: not given)."""
     if not cfg.weights.strip():

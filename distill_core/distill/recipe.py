@@ -4,7 +4,7 @@ the simplest defence that could explain it, its teacher fine-tuned alone."""
 from __future__ import annotations
 
 from ..models.resnet import STAGES
-from .config import given_weights
+from .config import given_weights, phase_lr
 from .losses import LOSSES, loss_placement
 
 REMOVED_ABOVE_FLOOR = 0.05  # a backdoor counts as removed at ASR <= ASR-B + 5 points (the demo's bar)
@@ -70,7 +70,7 @@ def planned_teacher(cfg) -> str:
     """The teacher a config will build, in words: "the teacher fine-tuned for 5 SimCLR epochs at lr 0.0005"."""
     if cfg.teacher != "finetuned":
         return f"the {cfg.teacher} teacher"
-    return f"the teacher fine-tuned for {cfg.teacher_epochs} SimCLR epochs at lr {cfg.teacher_lr or cfg.lr:g}"
+    return f"the teacher fine-tuned for {cfg.teacher_epochs} SimCLR epochs at lr {phase_lr(cfg, 'teacher'):g}"
 
 
 def teacher_text(summary: dict) -> str:

@@ -22,7 +22,7 @@ from ..models.resnet import ProjectionHead
 from ..events import CancelToken, OnEvent
 from ..files import read_json
 from ..ssl.simclr import SimCLRTrainer, train_simclr
-from .config import DistillConfig
+from .config import DistillConfig, phase_lr
 from .prepared import load_prepared, prepared_key, save_prepared
 
 
@@ -120,8 +120,7 @@ class Defence:
         return encoder, head
 
     def phase_lr(self, phase: str) -> float:
-        """The teachers' fine-tunes may take their own rate (`teacher_lr`); the student's phases take `lr`."""
-        return (self.cfg.teacher_lr or self.cfg.lr) if phase == "teacher" else self.cfg.lr
+        return phase_lr(self.cfg, phase)
 
     def kept_path(self, phase: str, modules: dict, epochs: int) -> Path | None:
         """Where this SimCLR run is kept under `reuse` (None: reuse is off)."""

@@ -34,7 +34,8 @@ def load_results(source: str | Path | bytes, name: str = "") -> list[dict]:
         text = source.decode("utf-8")
         if name.endswith(".csv"):
             numbers = set(table.BEFORE) | set(table.TEACHER) | set(table.FIGURES) | {"seed", "seconds", "distill_seconds"}
-            rows = [{k: ((float(v) if v not in ("", None) else None) if k in numbers else v) for k, v in r.items()}
+            number = lambda v: None if v in ("", None) else float(v)  # an empty cell: not measured
+            rows = [{k: number(v) if k in numbers else v for k, v in r.items()}
                     for r in csv.DictReader(io.StringIO(text))]
         else:
             rows = json.loads(text)
