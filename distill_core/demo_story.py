@@ -12,14 +12,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 
 from .device import Runtime
 from .inspect.attention import downstream_task
 from .inspect.story import load_story
 from .models.checkpoint import FORMAT, encoder_shape, read_checkpoint
 from .presets import DEMO_ENCODER, STORIES
-from .files import read_json, write_json
+from .files import read_json, write_atomic, write_json
 from .runs.store import RunStore
 from .tasks import make_config, run_task
 from .training import passes_per_second
@@ -35,13 +35,7 @@ def make(dest: Path = STORIES) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         made, _ = run_task("pipeline", make_config("pipeline", "demo"), store=RunStore(tmp), command=COMMAND)
         shutil.rmtree(dest, ignore_errors=True)
-        story = Path(shutil.copytree(made, dest / made.name, ignore=shutil.ignore_patterns(*LEFT_OUT)))
-        for f in [*story.rglob("*.json"), *story.rglob("*.jsonl")]:  # paths inside the story become relative
-            f.write_text(f.read_text().replace(f"{made.parent}/", ""))
-    for f in story.rglob("*.safetensors"):  # fp16 halves the story (loading casts back; scores move < 0.5 points)
-        tensors = load_file(f)
-        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, f,
-                  metadata={"format": FORMAT})
+        story = copy_story(made, dest / made.name)
     attack = read_json(story / "attack" / "config.json")
     attack["config"]["encoder"] = ""  # the preset's shipped clean encoder, wherever the lab is installed
     write_json(story / "attack" / "config.json", attack)
@@ -51,6 +45,22 @@ def make(dest: Path = STORIES) -> Path:
     record["precomputed"] = {"command": COMMAND, "machine": f"{rt.describe()['name']}, {rt.precision}",
                              "made": time.strftime("%Y-%m-%d"), "passes_per_second": round(speed)}
     write_json(story / "config.json", record)
+    return story
+
+
+def copy_story(made: Path, story: Path) -> Path:
+    """Copy the run folder `made` to `story`, each file written atomically: paths inside its records made relative,
+    its weights in fp16 (halves the story; loading casts back, scores move < 0.5 points), the best student left out."""
+    for src in sorted(made.rglob("*")):
+        if not src.is_file() or src.name in LEFT_OUT:
+            continue
+        data = src.read_bytes()
+        if src.suffix in (".json", ".jsonl"):
+            data = data.replace(f"{made.parent}/".encode(), b"")
+        elif src.suffix == ".safetensors":
+            data = save({k: v.half() if v.is_floating_point() else v for k, v in load(data).items()},
+                        metadata={"format": FORMAT})
+        write_atomic(story / src.relative_to(made), data)
     return story
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from .data.augment import to_float, to_uint8
+from .files import write_atomic_with
 
 
 def image_grid(images: torch.Tensor, columns: int = 8, scale: int = 1, padding: int = 1) -> np.ndarray:
@@ -28,12 +29,13 @@ def image_grid(images: torch.Tensor, columns: int = 8, scale: int = 1, padding: 
 def save_png(path, images: torch.Tensor, columns: int = 8, scale: int = 4) -> None:
     """Write images [N, 3, H, W] as one PNG grid (for run directories and reports)."""
     from PIL import Image
-    Image.fromarray(image_grid(images, columns=min(columns, len(images)), scale=scale)).save(path)
+    grid = Image.fromarray(image_grid(images, columns=min(columns, len(images)), scale=scale))
+    write_atomic_with(path, lambda f: grid.save(f, format="PNG"))
 
 
 def save_labelled_rows(path, rows: dict[str, torch.Tensor], scale: int = 4, scale_note: str = "") -> None:
     """Rows of images [N, 3, H, W], each named at its left, over the heat maps' colour scale and `scale_note`:
-    a picture that still reads when it is taken out of the lab."""
+    a picture that still reads when it is taken out of the lab (a PNG)."""
     from PIL import Image, ImageDraw, ImageFont
     font = ImageFont.load_default(size=14)
     grids = [Image.fromarray(image_grid(x, columns=len(x), scale=scale)) for x in rows.values()]
@@ -51,7 +53,7 @@ def save_labelled_rows(path, rows: dict[str, torch.Tensor], scale: int = 4, scal
     draw.text((label_w - 6, y + 15), "low", fill="black", font=font, anchor="rm")
     draw.text((label_w + bar_w + 6, y + 15), "high", fill="black", font=font, anchor="lm")
     draw.text((label_w, y + 28), scale_note, fill="black", font=font)
-    canvas.save(path)
+    write_atomic_with(path, lambda f: canvas.save(f, format="PNG"))
 
 
 def unit_maps(maps: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,7 @@
 """The engine's layers import one way: down. Every import counts, also one inside a function, so a circle cannot
-hide behind a late import. A new module belongs to a layer here; a test failure names the offending import."""
+hide behind a late import. A new module belongs to a layer here; a test failure names the offending import.
+The rest of the house points down too: app.py and the pages use webui and the engine, webui uses the engine, the
+benchmarks use the engine alone, and nothing imports a page."""
 import ast
 from pathlib import Path
 
@@ -9,7 +11,7 @@ from conftest import ROOT
 
 ENGINE = ROOT / "distill_core"
 LAYERS = [  # lowest first: a module imports from its own layer or below, never above
-    {"files", "events", "presets", "cpu_kernels"},
+    {"files", "events", "presets", "cpu_kernels", "choices"},
     {"data", "device", "models"},
     {"config", "training", "ui"},
     {"runs"},
@@ -22,7 +24,14 @@ LAYERS = [  # lowest first: a module imports from its own layer or below, never 
     {"cli", "demo_story", "__main__"},
 ]
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}
-APP_ONLY = ("streamlit", "webui", "app_pages")  # the engine runs without the app
+APP_ONLY = ("streamlit", "webui", "app_pages", "bench")  # the engine runs without the app and the benchmarks
+HOUSE = {  # outside the engine: the folder (or root file) and which of the project's packages and streamlit it imports
+    "app": {"distill_core", "webui", "streamlit"},  # st.navigation names the pages by file, never imports them
+    "app_pages": {"distill_core", "webui", "streamlit"},  # never another page
+    "webui": {"distill_core", "webui", "streamlit"},
+    "bench": {"distill_core", "bench"},  # it drives the app through `streamlit run` in a subprocess, never imports it
+}
+CHECKED = set(HOUSE) | {"distill_core", "streamlit", "tests"}
 
 
 def module_name(path: Path) -> str:
@@ -62,6 +71,7 @@ def internal(name: str) -> str | None:
 
 
 GRAPH = {m: {t for t in map(internal, imports(m)) if t and t != m} for m in MODULES}
+HOUSE_MODULES = {module_name(p): p for p in [ROOT / "app.py", *(p for d in HOUSE for p in (ROOT / d).glob("**/*.py"))]}
 
 
 def unit(module: str) -> str:
@@ -80,6 +90,18 @@ def test_the_engine_imports_downward_only_and_never_the_app(module):
         return
     upward = sorted(t for t in GRAPH[module] if unit(t) and LAYER[unit(t)] > LAYER[unit(module)])
     assert not upward, f"{module} (layer {LAYER[unit(module)]}) imports {upward} from a higher layer"
+
+
+def outside(source: str, package: str, part: str) -> list[str]:
+    """What a source in `package`, in the house's `part`, imports that the part may not."""
+    return sorted(n for n in imported(source, package) if n.split(".")[0] in CHECKED - HOUSE[part])
+
+
+@pytest.mark.parametrize("module", sorted(HOUSE_MODULES))
+def test_the_app_and_the_benchmarks_import_downward_only(module):
+    path, part = HOUSE_MODULES[module], module.split(".")[0]
+    wrong = outside(path.read_text(), module if path.name == "__init__.py" else module.rpartition(".")[0], part)
+    assert not wrong, f"{module} imports {wrong}: {part} may import only {sorted(HOUSE[part])} of the house"
 
 
 def test_no_import_circles():
@@ -114,3 +136,6 @@ def test_the_checker_sees_a_forbidden_import():
     late = "def f():\n    from ..tasks import run_task\n    import streamlit\n"
     found = {internal(name) or name for name in imported(late, "distill_core.data")}
     assert found == {"distill_core.tasks", "streamlit"} and LAYER["tasks"] > LAYER["data"]
+    assert outside("import streamlit\nfrom webui.jobs import m\nfrom app_pages.attack import x\n", "app_pages",
+                   "app_pages") == ["app_pages.attack"]
+    assert outside("def f():\n    import streamlit\nfrom . import timing\n", "bench", "bench") == ["streamlit"]

@@ -28,6 +28,7 @@ from ..training import FORWARD_BACKWARD, planned, train_epochs
 from ..models.checkpoint import load_encoder, save_encoder
 from ..presets import DEMO_ENCODER
 from ..events import CancelToken
+from ..files import write_atomic_with
 from ..runs.store import Run
 from ..ui import save_png
 from .badencoder import AttackConfig
@@ -194,7 +195,8 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     trigger.save_npz(run.file("trigger.npz"))
     task.save_gallery(run.file("gallery.npz"))
     save_png(run.file("references.png"), ref_images)
-    np.savez_compressed(run.file("references.npz"), images=ref_images.numpy())  # for inspection: f(reference)
+    write_atomic_with(run.file("references.npz"),  # for inspection: f(reference)
+                      lambda f: np.savez_compressed(f, images=ref_images.numpy()))
     seconds["total"] = time.perf_counter() - t0
     return {"attack": attack.name, "target": task.classes[task.target], "trigger": cfg.trigger,
             "downstream": cfg.downstream, "clean": figures(clean_score), "poisoned": figures(poisoned_score),

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..files import write_atomic_with
 from .datasets import DataError, open_image, pil_to_uint8
 
 
@@ -60,8 +61,9 @@ class Trigger:
         keep = (1 - self.mask).permute(1, 2, 0).expand(-1, -1, 3).numpy()
         t = (self.pattern * self.mask).permute(1, 2, 0).numpy() * 255
         binary = bool(((self.mask == 0) | (self.mask == 1)).all())
-        np.savez(path, t=(np.round(t).astype(np.uint8) if binary else t.astype(np.float32))[None],
-                 tm=(keep.astype(np.uint8) if binary else keep.astype(np.float32))[None])
+        t = np.round(t).astype(np.uint8) if binary else t.astype(np.float32)
+        keep = keep.astype(np.uint8) if binary else keep.astype(np.float32)
+        write_atomic_with(path, lambda f: np.savez(f, t=t[None], tm=keep[None]))
 
 
 def load_npz(path: Path | str, size: int | None = None) -> Trigger:

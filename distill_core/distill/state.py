@@ -7,20 +7,17 @@ uninterrupted one reaches. Written atomically; read with `weights_only`, like an
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import torch
 
-from ..files import write_atomic
+from ..files import write_atomic_with
 
 STATE_FILE = "resume.pt"
 
 
 def save_state(path: Path, state: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomic(path, buffer.getvalue())
+    write_atomic_with(path, lambda f: torch.save(state, f))
 
 
 def load_state(path: Path) -> dict | None:

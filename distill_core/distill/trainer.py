@@ -123,7 +123,7 @@ class LiveCurves:
         figs = figures(self.quick.score(self.student, probe))
         if self.film is not None:
             self.film.record(epoch, self.student, probe)
-            self.film.save(self.run.file("film.npz"))
+            self.film.save_npz(self.run.file("film.npz"))
         return figs
 
     def record(self, epoch: int, event: dict) -> bool:

@@ -16,6 +16,7 @@ from ..data.augment import to_float, to_uint8
 from ..data.datasets import class_names, load_dataset
 from ..data.triggers import Trigger
 from ..device import Runtime
+from ..files import write_atomic_with
 from .distribution import stealth_figures
 from .features import extract_features
 from .metrics import accuracy, attack_success, per_class_accuracy
@@ -77,7 +78,7 @@ class Downstream:
     def save_gallery(self, path) -> None:
         """The gallery's triggered test images as uint8 [N, 3, H, W] in an .npz (plain arrays, no pickle)."""
         x = self.trigger(to_float(self.test.images[self.gallery_index()]))
-        np.savez_compressed(path, images=to_uint8(x).numpy())
+        write_atomic_with(path, lambda f: np.savez_compressed(f, images=to_uint8(x).numpy()))
 
     def gallery(self, **scores: dict) -> dict:
         """Test indices, true classes and, per named score, the class each triggered image was given."""

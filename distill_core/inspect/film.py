@@ -7,14 +7,13 @@ encoder itself: with a fresh (scratch or warm-up) student the attention never sa
 frame shows the class what the defence started from."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.augment import to_uint8
-from ..files import write_atomic
+from ..files import write_atomic_with
 from .attribution import ProbeLogits, attribute
 
 FILM_IMAGES = 6
@@ -49,14 +48,13 @@ class Film:
     def load_state_dict(self, state: dict) -> None:
         self.epochs, self.frames, self.predicted = list(state["epochs"]), list(state["frames"]), list(state["predicted"])
 
-    def save(self, path: Path | str) -> None:
+    def save_npz(self, path: Path | str) -> None:
         """Atomically, so a page playing the film during training never reads half a file."""
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, epochs=np.array(self.epochs), maps=torch.stack(self.frames).float().numpy(),
-                            predicted=torch.stack(self.predicted).numpy(), classes=np.array(self.classes),
-                            images=to_uint8(self.images.cpu()).numpy(), method=np.array(self.method),
-                            stage=np.array(self.stage))
-        write_atomic(Path(path), buffer.getvalue())
+        arrays = dict(epochs=np.array(self.epochs), maps=torch.stack(self.frames).float().numpy(),
+                      predicted=torch.stack(self.predicted).numpy(), classes=np.array(self.classes),
+                      images=to_uint8(self.images.cpu()).numpy(), method=np.array(self.method),
+                      stage=np.array(self.stage))
+        write_atomic_with(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_film(path: Path | str) -> dict | None:
