@@ -4,7 +4,7 @@ import streamlit as st
 from distill_core.attacks import ATTACKS
 from distill_core.data.augment import to_float
 from distill_core.data.datasets import default_target, load_dataset
-from distill_core.data.triggers import default_patch, make_trigger
+from distill_core.data.triggers import TRIGGERS, default_patch, make_trigger
 from distill_core.models.checkpoint import read_checkpoint
 from distill_core.presets import CIFAR_ENCODER, DEMO_ENCODER, TRAINED_ON, preset_encoder
 from distill_core.runs.store import load_run
@@ -13,7 +13,7 @@ from distill_core.runs.uploads import checked_trigger_image
 from distill_core.tasks import make_config
 from distill_core.ui import image_grid
 from webui.jobs import current, live, manager, start
-from webui.widgets import data_root_inputs, dataset_picker, figure_cards, gallery, number, upload_checkpoint
+from webui.widgets import data_root_inputs, dataset_picker, figure_cards, gallery, knob, upload_checkpoint
 
 st.title("Attack: plant a backdoor")
 st.markdown("The attacker fine-tunes a copy of a clean encoder on **shadow data** so that images carrying "
@@ -54,9 +54,9 @@ with right:
             pre = make_config("pretrain", "demo")
             c1, c2, c3 = st.columns(3)
             with c1:
-                pre_epochs = number(pre, "epochs", "Pre-training epochs", "pretrain:epochs", min_value=1)
+                pre_epochs = knob(pre, "epochs", "pretrain:epochs", "Pre-training epochs", min_value=1)
             with c2:
-                n_train = number(pre, "n_train", "Pre-training images", "pretrain:n", min_value=256)
+                n_train = knob(pre, "n_train", "pretrain:n", "Pre-training images", min_value=256)
             with c3:
                 width = st.select_slider("Width", [0.125, 0.25, 0.5, 1.0], value=pre.width, key="pretrain:width")
             job = current("pretrain")
@@ -80,50 +80,44 @@ if encoder:
         encoder = None
 
 st.subheader("Attack")
-name = st.radio("Attack", list(ATTACKS), format_func=lambda n: {"badencoder": "BadEncoder", "drupe": "DRUPE"}[n],
-                horizontal=True, key="attack:name")
-st.caption(ATTACKS[name].description)
-if ATTACKS[name].caveat:
-    st.caption(ATTACKS[name].caveat)
+name = st.radio("Attack", list(ATTACKS), format_func=lambda n: ATTACKS[n].shown, horizontal=True, key="attack:name")
+chosen = ATTACKS[name]
+st.caption(f"{chosen.shown} ({chosen.cite}): {chosen.title}")
+if chosen.caveat:
+    st.caption(chosen.caveat)
 cfg = make_config("attack", setup, {"attack": name})
-knobs = st.columns(6)
-with knobs[0]:
-    epochs = number(cfg, "epochs", "Epochs", f"attack:{setup}:{name}:epochs", min_value=1)
-with knobs[1]:
-    n_shadow = number(cfg, "n_shadow", "Shadow images", f"attack:{setup}:{name}:n_shadow", min_value=2)
-with knobs[2]:
-    lr = number(cfg, "lr", "Learning rate", f"attack:{setup}:{name}:lr", min_value=1e-6)
-with knobs[3]:
-    batch = number(cfg, "batch_size", "Batch size", f"attack:{setup}:{name}:batch", min_value=2)
-extra = {}
-for col, (field, label) in zip(knobs[4:], {"badencoder": (("lambda1", "λ1 (references)"), ("lambda2", "λ2 (utility)")),
-                                           "drupe": (("n_refs", "References"), ("init_cost_dist", "Distribution weight"))}[name]):
+own = ("epochs", "n_shadow", "lr", "batch_size", *chosen.knobs)  # every attack's, then its own
+settings = {}
+for col, field in zip(st.columns(len(own)), own):
     with col:
-        extra[field] = number(cfg, field, label, f"attack:{setup}:{name}:{field}")
+        settings[field] = knob(cfg, field, f"attack:{setup}:{name}:{field}")
 
 st.subheader("Trigger")
 t1, t2 = st.columns([1, 2])
 with t1:
-    pattern = st.selectbox("Pattern", ["white", "checkerboard", "noise", "blend", "image"], key="attack:pattern",
-                           format_func=lambda p: {"image": "an uploaded image…", "blend": "blend (whole image)"}.get(p, p))
-    if pattern == "blend":
-        spec = f"blend:alpha={st.slider('Opacity', 0.02, 0.5, 0.2, key='attack:alpha')}"
-    else:
-        patch = st.slider("Size (pixels)", 2, size // 2, default_patch(size), key="attack:size")
-        pos = st.selectbox("Position", ["br", "bl", "tr", "tl", "center"], key="attack:pos",
-                           format_func={"br": "bottom right", "bl": "bottom left", "tr": "top right",
-                                        "tl": "top left", "center": "centre"}.get)
-        spec = f"{pattern}:size={patch},pos={pos}"
-        if pattern == "image":
-            file = st.file_uploader("Trigger image (its alpha channel is the mask)", key="attack:trigger_file",
-                                    type=["png", "jpg", "jpeg", "bmp", "gif", "webp"])
-            spec = None
-            if file is not None:
-                try:
-                    path = checked_trigger_image(file.getvalue(), file.name, manager().store.root)
-                    spec = f"image:path={path},size={patch},pos={pos}"
-                except ValueError as e:
-                    st.error(f"That image cannot be a trigger: {e}")
+    pattern = st.selectbox("Pattern", list(TRIGGERS), key="attack:pattern", format_func=lambda p: TRIGGERS[p].shown,
+                           help="Where a pattern comes from, and how it is stamped: docs/methods.md")
+    knobs = TRIGGERS[pattern].knobs
+    options = {}
+    if "alpha" in knobs:
+        options["alpha"] = st.slider("Opacity", 0.02, 0.5, 0.2, key="attack:alpha")
+    if "size" in knobs:
+        options["size"] = st.slider("Size (pixels)", 2, size // 2, default_patch(size), key="attack:size")
+    if "pos" in knobs:
+        options["pos"] = st.selectbox("Position", ["br", "bl", "tr", "tl", "center"], key="attack:pos",
+                                      format_func={"br": "bottom right", "bl": "bottom left", "tr": "top right",
+                                                   "tl": "top left", "center": "centre"}.get)
+    if "path" in knobs:
+        file = st.file_uploader("Trigger image (its alpha channel is the mask)", key="attack:trigger_file",
+                                type=["png", "jpg", "jpeg", "bmp", "gif", "webp"])
+        options["path"] = None
+        if file is not None:
+            try:
+                options["path"] = checked_trigger_image(file.getvalue(), file.name, manager().store.root)
+            except ValueError as e:
+                st.error(f"That image cannot be a trigger: {e}")
+    spec = None if options.get("path", "") is None else \
+        f"{pattern}:" + ",".join(f"{k}={v}" for k, v in sorted(options.items(), key=lambda kv: kv[0] != "path"))
 if "folder:" in (shadow, downstream):
     st.info("Enter the image folder's path to go on.")
     st.stop()
@@ -164,8 +158,7 @@ ready = bool(encoder and spec and (auto == "auto" or picked))
 job = current("attack")
 if st.button("Run the attack", type="primary", disabled=not ready or bool(job and job.active)):
     overrides = {"attack": name, "encoder": encoder, "data": shadow, "downstream": downstream, "trigger": spec,
-                 "target": target, "epochs": epochs, "n_shadow": n_shadow, "lr": lr, "batch_size": batch,
-                 **extra, **data}
+                 "target": target, **settings, **data}
     if auto == "pick":
         overrides.update(ref_indices=",".join(map(str, picked)), n_refs=len(picked))
     start("attack", "attack", overrides, preset=setup)

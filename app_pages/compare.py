@@ -8,7 +8,7 @@ import streamlit as st
 
 from distill_core.runs.table import ROLES, precomputed_note, row, stories
 from distill_core.sweep import table as sweep_table
-from distill_core.sweep.figures import METRICS, export, heatmap_figure, load_results, pairs
+from distill_core.sweep.heatmaps import METRICS, export, heatmap_figure, load_results, pairs
 from webui.jobs import manager
 from webui.widgets import ROLE_COLORS, ROLE_NAMES
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from distill_core.data.datasets import default_target, load_dataset
 from distill_core.distill import LOSSES, PLACEMENTS, RECOMMENDED, STUDENTS, TEACHERS
-from distill_core.distill.baselines import DEFENCES, OFFERED, defences_in
+from distill_core.distill.baselines import DEFENCES, defences_in, offered
 from distill_core.distill.config import given_weights
 from distill_core.distill.losses.mimic import MOMENTUM
 from distill_core.distill.recipe import loss_record, planned_teacher
@@ -22,7 +22,7 @@ from distill_core.runs.store import load_run
 from distill_core.runs.table import ROLES, attack_runs, describe
 from distill_core.tasks import RESUMABLE, make_config
 from webui.jobs import current, live, manager, resume, start
-from webui.widgets import defence_result, figure_cards, gallery, number, upload_checkpoint
+from webui.widgets import defence_result, figure_cards, gallery, knob, upload_checkpoint
 
 
 st.title("Distill: wash the backdoor out")
@@ -69,7 +69,7 @@ def own_parts() -> None:
     st.session_state["distill:defence"] = ""
 
 
-named = st.selectbox("Named defence", ["", *OFFERED], key="distill:defence", on_change=take_parts,
+named = st.selectbox("Named defence", ["", *offered()], key="distill:defence", on_change=take_parts,
                      format_func=lambda n: n or "The study's recipe ★, or your own combination below",
                      help="A defence the field names, with its own settings at this preset's scale; changing a part "
                           "below makes it your own combination.")
@@ -107,7 +107,7 @@ if spec.build is not None:
              "at this placement: measured at the start and again after the first epoch.")
     form = f" Form: {placement.variant}." if placement.variant else ""
     own = f" plus its own {placement.embedding:g} x (1 - cosine) on the final embedding" if placement.embedding else ""
-    st.caption(f"`{spec.name}` ({spec.source}) here: {placement.note}.{form} Stage weights below{own}; 0 skips a "
+    st.caption(f"`{spec.name}` ({spec.cite}) here: {placement.note}.{form} Stage weights below{own}; 0 skips a "
                "stage. *embedding* adds 1 - cosine of the student's and teacher's final embeddings: the authors' code "
                "runs it only as its 'SP', alone; beside a stage loss it is the lab's addition.")
     *stage_columns, embedding = st.columns(len(STAGES) + 1)
@@ -129,7 +129,7 @@ if spec.build is not None:
     if placement.weigh and "weights" not in overrides:
         st.caption(f"MIMIC measures its stage weights when the run starts: the base above plus {MOMENTUM:g} x each "
                    f"stage's share of the mutual information with the embedding ({cfg.mi_epochs} estimator epochs).")
-s1, s2, s3, s4, s5 = st.columns(5)
+s1, s2, s3 = st.columns(3)
 clean_train = len(load_dataset(cfg.data, "train", root=cfg.data_root))
 with s1:
     fraction = st.slider("Clean data", 0.02, 0.5, min(max(cfg.n_clean / clean_train, 0.02), 0.5), 0.01,
@@ -142,17 +142,16 @@ with s2:
         st.number_input("Distillation epochs", value=cfg.epochs, disabled=True,
                         help=f"Set by {named}: {DEFENCES[named].title}")
     else:
-        overrides["epochs"] = number(cfg, "epochs", "Distillation epochs", f"distill:{setup}:{mine}:epochs",
-                                     min_value=1)
+        overrides["epochs"] = knob(cfg, "epochs", f"distill:{setup}:{mine}:epochs")
 with s3:
-    overrides["teacher_epochs"] = number(cfg, "teacher_epochs", "Teacher fine-tune epochs", teacher_key, min_value=0,
-                                         disabled=TEACHERS[picks["teacher"]].simclr_epochs != "teacher_epochs")
-with s4:
-    overrides["warmup_epochs"] = number(cfg, "warmup_epochs", "Student warm-up epochs",
-                                        f"distill:{setup}:{mine}:warmup_epochs", min_value=0,
-                                        disabled=not STUDENTS[picks["student"]].simclr_epochs)  # only a warm-up has one
-with s5:
-    overrides["lr"] = number(cfg, "lr", "Learning rate", f"distill:{setup}:{mine}:lr", min_value=1e-6)
+    overrides["lr"] = knob(cfg, "lr", f"distill:{setup}:{mine}:lr")
+parts = (TEACHERS[picks["teacher"]], STUDENTS[picks["student"]], spec)
+own = list(dict.fromkeys(k for part in parts for k in part.knobs))  # each chosen part's own settings, once
+if own:
+    st.caption("The chosen teacher's, student's and loss's own settings:")
+    for col, field in zip(st.columns(max(len(own), 3)), own):
+        with col:
+            overrides[field] = knob(cfg, field, f"distill:{setup}:{mine}:{field}", disabled=field in fixed)
 
 final = make_config("distill", setup, {**picks, **overrides, "defence": named})
 st.caption(f"What will run: {planned_teacher(final)}; the {final.student} student trains {final.epochs} epochs on "

@@ -41,21 +41,21 @@ def story_of(run_path: str):
     """The story, its encoders, its downstream task and each encoder's probe: fitted once per story."""
     story = load_story(run_path)
     encoders = story.encoders()
-    task = downstream_task(story, Runtime.create("cpu", "fp32"))
-    return story, encoders, task, story.probes(task, encoders)
+    evaluator = downstream_task(story, Runtime.create("cpu", "fp32"))
+    return story, encoders, evaluator, story.probes(evaluator, encoders)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def seen(run_path: str, method: str, stage: str, quantity: str, n: int, upload: bytes | None = None, name: str = ""):
-    story, encoders, task, probes = story_of(run_path)
+    story, encoders, evaluator, probes = story_of(run_path)
     images = story.test_images(n).images if upload is None else checked_image(upload, name, story.trigger.size)
     x = story.trigger(to_float(images))
-    return x, attention(story, encoders, x, method, stage, quantity, Runtime.create("cpu", "fp32"), task=task,
+    return x, attention(story, encoders, x, method, stage, quantity, Runtime.create("cpu", "fp32"), evaluator=evaluator,
                         probes=probes)
 
 
 try:
-    story, _, task, _ = story_of(path)
+    story, _, evaluator, _ = story_of(path)
 except ValueError as e:
     st.warning(str(e))
     st.stop()
@@ -84,7 +84,7 @@ for col, (role, f) in zip(cols, found.items()):
                f"trigger over {len(x)} triggered test images; ± is the standard deviation")
     col.caption(f"± {share['std']:.1%} · similarity to the target reference {sim['mean']:.2f} ± {sim['std']:.2f}")
 st.caption(f"The trigger covers {area:.1%} of the image: attention that ignores position scores about that.")
-if sentence := reading(found, task.target):
+if sentence := reading(found, evaluator.target):
     st.info(sentence)
 
 st.subheader("Heat maps")
@@ -104,7 +104,7 @@ for col, (role, f) in zip(st.columns(len(shown)), shown.items()):
     with col:
         st.markdown(f"**{ROLE_NAMES[role]}**")
         st.image(image_grid(heat_overlay(shown_x, f["maps"]), columns=3, scale=4), width="stretch")
-        answers = [task.classes[i] for i in f["predicted"].tolist()] if "predicted" in f else []
+        answers = [evaluator.classes[i] for i in f["predicted"].tolist()] if "predicted" in f else []
         st.caption(" · ".join(f":red[**{a}**]" if a == story.target else a for a in answers) +
                    f"  \nsimilarity to the target reference: {f['similarity'].mean():.2f}")
 

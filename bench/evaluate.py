@@ -26,8 +26,8 @@ def run(device: str = "auto", repeats: int = 5) -> list[dict]:
     rt = Runtime.create(device, "auto")
     cfg = make_config("evaluate", "demo", {"device": device})
     encoder = rt.module(load_encoder(DEMO_ENCODER)[0]).eval()
-    task, quick = (make(cfg, rt, make_trigger("white", 32), "priority") for make in (Downstream, Downstream.quick))
-    images = task.train.images
+    evaluator, quick = (make(cfg, rt, make_trigger("white", 32), "priority") for make in (Downstream, Downstream.quick))
+    images = evaluator.train.images
     ready = rt.prepare(torch.rand(512, 3, 32, 32, device=rt.device))
 
     @torch.inference_mode()
@@ -39,16 +39,16 @@ def run(device: str = "auto", repeats: int = 5) -> list[dict]:
     t = interleaved({"extract": lambda: extract_features(encoder, images, rt), "ceiling": ceiling},
                     repeats=repeats)
     features = extract_features(encoder, images, rt)
-    whole = interleaved({"fit": lambda: fit_probe(features, task.train.labels, len(task.classes), task.probe_cfg),
-                         "score": lambda: task.score(encoder), "quick": lambda: quick.estimate(encoder)},
+    whole = interleaved({"fit": lambda: fit_probe(features, evaluator.train.labels, len(evaluator.classes), evaluator.probe_cfg),
+                         "score": lambda: evaluator.score(encoder), "quick": lambda: quick.estimate(encoder)},
                         repeats=max(1, repeats // 2), warmup=1)
-    n_score = len(task.train) + 2 * len(task.test)
+    n_score = len(evaluator.train) + 2 * len(evaluator.test)
     base = {"bench": "evaluation", "precision": rt.precision}
     return [
         {**base, "case": "feature extraction", "images": len(images), "seconds": t["extract"],
          "images_per_s": len(images) / t["extract"], "ceiling_images_per_s": len(images) / t["ceiling"],
          "ratio": t["ceiling"] / t["extract"]},
-        {**base, "case": f"probe fit ({task.probe_cfg.kind})", "images": len(images), "seconds": whole["fit"],
+        {**base, "case": f"probe fit ({evaluator.probe_cfg.kind})", "images": len(images), "seconds": whole["fit"],
          "images_per_s": "", "ceiling_images_per_s": "", "ratio": ""},
         {**base, "case": "whole score", "images": n_score, "seconds": whole["score"],
          "images_per_s": n_score / whole["score"], "ceiling_images_per_s": "", "ratio": ""},

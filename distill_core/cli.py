@@ -13,10 +13,12 @@ import json
 import sys
 from dataclasses import MISSING, fields
 
+from .choices import choice_help
 from .config import read_settings_file
 from .data.datasets import describe_datasets
 from .presets import PRESETS
 from .events import Cancelled, Event
+from .runs.registry import names_in
 from .tasks import TASKS, TaskFailed, make_config, resume_task, run_task
 
 
@@ -24,13 +26,15 @@ FLAG_TYPES = {"int": int, "float": float, "bool": bool, "str": str}  # annotatio
 RESERVED = {"preset"}  # config fields the CLI's own flags set (the pipeline's preset comes from --preset's preset)
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_cls) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, config_cls, choices: dict) -> None:
+    """A flag per config field, its help the field's; a named choice's help lists its registry's entries."""
     for f in fields(config_cls):
         if f.name in RESERVED:
             continue
         kind = FLAG_TYPES[f.type]
         default = f.default if f.default is not MISSING else None
-        help_ = f"{f.metadata.get('help', '')} (reference default: {default})".replace("%", "%%")  # argparse formats it
+        named = f"; choose {choice_help(names_in(choices[f.name]))}" if f.name in choices else ""
+        help_ = f"{f.metadata.get('help', '')}{named} (reference default: {default})".replace("%", "%%")  # argparse formats it
         name = "--" + f.name.replace("_", "-")
         if kind is bool:
             parser.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
@@ -52,7 +56,7 @@ def build_parser(variants: dict[str, str] | None = None) -> argparse.ArgumentPar
                             "flags win over it")
         p.add_argument("--out", default=None, help="run directory to write (default: a new one under runs/)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
-        add_config_flags(p, task.config_for((variants or {}).get(task.variant)))
+        add_config_flags(p, task.config_for((variants or {}).get(task.variant)), task.choices)
     sub.add_parser("datasets", help="list the datasets the lab can load")
     p = sub.add_parser("resume", help="carry an interrupted or cancelled distillation on from its last checkpoint, or a sweep from its last finished cell")
     p.add_argument("run", help="the run's folder")

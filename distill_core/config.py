@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 
 
 def opt(default, help: str, **kw):
-    """A config field with its help text (used for CLI flags and the app's tooltips)."""
+    """A config field with its help text (the CLI's flags, the app's tooltips) and, for a knob the app shows, its
+    `label` and range (`low`, `high`: checked by `check_ranges`, the app's input bounds)."""
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -84,6 +85,16 @@ def check_types(cfg) -> None:
         check(has(value), f.name, f"must be {what}, not {repr(value)[:60]}")
 
 
+def check_ranges(cfg) -> None:
+    """Every field that declares a range (`opt(..., low=, high=)`) holds a value inside it."""
+    for f in fields(cfg):
+        low, high, value = f.metadata.get("low"), f.metadata.get("high"), getattr(cfg, f.name)
+        if high is not None:
+            check(low <= value <= high, f.name, f"must be in [{low:g}, {high:g}], not {value}")
+        elif low is not None:
+            check(value >= low, f.name, f"cannot be negative, not {value}" if low == 0 else f"must be at least {low:g}, not {value}")
+
+
 def check_dataset(name: str, field: str) -> list[str]:
     """The classes of dataset `name` (known without loading it); ValueError naming `field` if there is none."""
     from .data.datasets import DataError, class_names
@@ -117,8 +128,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def validate_common(cfg) -> None:
-    """The checks of the settings every task shares (`RuntimeConfig` and `DownstreamConfig`), types first."""
+    """The checks of the settings every task shares (`RuntimeConfig` and `DownstreamConfig`), types first, then
+    every declared range."""
     check_types(cfg)
+    check_ranges(cfg)
     check(cfg.device in DEVICES or re.fullmatch(r"cuda:[0-9]{1,3}", cfg.device) is not None, "device",
           f"must be one of {', '.join(DEVICES)} or cuda:N, not {cfg.device!r}")
     check(cfg.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}, not {cfg.precision!r}")

@@ -23,52 +23,63 @@ from .runs.store import Run
 from .ssl.pretrain import PRETRAIN_TASK, pretrain_plan
 
 
+STAGES = {t.name: t for t in (PRETRAIN_TASK, ATTACK_TASK, DISTILL_TASK)}
+
+
+def sets(stages: dict[str, str], default=0, help: str = ""):
+    """A field that sets each named stage's field ({stage: field}); its help and label are that field's (or
+    `help`), and its default, 0 or empty, keeps the preset's (said in place of what the stage's own 0 means).
+    `STAGE_FIELDS` is read off these, so a setting is declared once, by its stage."""
+    stage, name = next(iter(stages.items()))
+    meta = next(f.metadata for f in fields(STAGES[stage].config) if f.name == name)
+    help = help or meta["help"]
+    if default in (0, ""):
+        empty = "0" if default == 0 else "empty"
+        help = f"{help.split(f' ({empty} = ')[0]} ({empty} = the preset's)"
+    return opt(default, help, sets=stages, **{k: meta[k] for k in ("label",) if k in meta})
+
+
 @dataclass
 class StagesConfig(RuntimeConfig, DownstreamConfig):
     """What a pipeline and a sweep share: where the story starts and how big each stage is."""
     preset: str = opt("", "the preset every stage takes its settings from (set by --preset)")
     encoder: str = opt("", "clean encoder to start from; empty = the preset's for the pre-training data, "
                            "else one pre-trained first")
-    pretrain_data: str = opt("cifar10", "pre-training data: the clean encoder's, the attacker's shadow set and "
-                                        "the defender's clean subset all come from it")
-    trigger: str = opt("white", "trigger: white, checkerboard, noise, blend (NAME:size=..,pos=..), FILE.npz or FILE.png")
-    target: str = opt("", "target class, by name or index (empty = the downstream's usual target)")
-    pretrain_epochs: int = opt(0, "pre-training epochs (0 = the preset's)")
-    n_pretrain: int = opt(0, "pre-training images (0 = the preset's)")
-    attack_epochs: int = opt(0, "attack epochs (0 = the preset's)")
-    n_shadow: int = opt(0, "attacker's shadow images (0 = the preset's)")
-    distill_epochs: int = opt(0, "distillation epochs (0 = the preset's)")
-    teacher_epochs: int = opt(0, "fine-tuned teacher's epochs (0 = the preset's)")
-    warmup_epochs: int = opt(0, "warm-up student's epochs (0 = the preset's)")
-    n_clean: int = opt(0, "defender's clean images (0 = the preset's)")
+    pretrain_data: str = sets({"pretrain": "data", "attack": "data", "distill": "data"}, "cifar10",
+                              "pre-training data: the clean encoder's, the attacker's shadow set and the defender's "
+                              "clean subset all come from it")
+    trigger: str = sets({"attack": "trigger"}, "white")
+    target: str = sets({"attack": "target"}, "")
+    pretrain_epochs: int = sets({"pretrain": "epochs"})
+    n_pretrain: int = sets({"pretrain": "n_train"})
+    attack_epochs: int = sets({"attack": "epochs"})
+    n_shadow: int = sets({"attack": "n_shadow"})
+    distill_epochs: int = sets({"distill": "epochs"})
+    teacher_epochs: int = sets({"distill": "teacher_epochs"})
+    warmup_epochs: int = sets({"distill": "warmup_epochs"})
+    n_clean: int = sets({"distill": "n_clean"})
 
 
 @dataclass
 class PipelineConfig(StagesConfig):
-    attack: str = opt("badencoder", "attack: badencoder or drupe")
-    teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
-    student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
-    loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp or finetune-only")
-    placement: str = opt("", "where the loss applies: source, authors or all-stages (empty = the preset's)")
+    attack: str = sets({"attack": "attack"}, "badencoder")
+    teacher: str = sets({"distill": "teacher"}, "finetuned")
+    student: str = sets({"distill": "student"}, "warmup")
+    loss: str = sets({"distill": "loss"}, "at")
+    placement: str = sets({"distill": "placement"}, "")
 
 
-STAGES = {t.name: t for t in (PRETRAIN_TASK, ATTACK_TASK, DISTILL_TASK)}
 SHARED = tuple(f.name for f in fields(DownstreamConfig)) + tuple(f.name for f in fields(RuntimeConfig))
-STAGE_FIELDS = {  # pipeline field -> the stage config's field
-    "pretrain": {"pretrain_data": "data", "pretrain_epochs": "epochs", "n_pretrain": "n_train"},
-    "attack": {"pretrain_data": "data", "attack": "attack", "trigger": "trigger", "target": "target",
-               "attack_epochs": "epochs", "n_shadow": "n_shadow"},
-    "distill": {"pretrain_data": "data", "teacher": "teacher", "student": "student", "loss": "loss",
-                "placement": "placement", "calibrate": "calibrate", "distill_epochs": "epochs",
-                "teacher_epochs": "teacher_epochs", "warmup_epochs": "warmup_epochs", "n_clean": "n_clean"},
-}
+STAGE_FIELDS = {stage: {f.name: f.metadata["sets"][stage] for f in fields(PipelineConfig)
+                        if stage in f.metadata.get("sets", {})} for stage in STAGES}  # field -> the stage's field
 
 
 def stage_config(cfg: StagesConfig, stage: str, **extra):
     """The preset's config for `stage`, then the shared settings, the stage's own fields set in `cfg` (a
     sweep has no single attack or teacher: it passes them in `extra`), then `extra`."""
     overrides = {name: getattr(cfg, name) for name in SHARED}
-    overrides.update({dst: getattr(cfg, src) for src, dst in STAGE_FIELDS[stage].items() if getattr(cfg, src, None)})
+    overrides.update({dst: getattr(cfg, src) for src, dst in STAGE_FIELDS[stage].items()
+                      if getattr(cfg, src, None)})  # a sweep has no single attack, teacher, ...: they come in `extra`
     return make_config(STAGES[stage], cfg.preset or None, {**overrides, **extra})
 
 
@@ -105,7 +116,7 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
     configs = stage_configs(cfg, str(run.file("attack")))
     attack_cfg, distill_cfg, pretrain_cfg = configs["attack"], configs["distill"], configs.get("pretrain")
     for name, stage_cfg in configs.items():  # every stage's settings are checked before the first one starts
-        STAGES[name].validate(stage_cfg)
+        STAGES[name].check(stage_cfg)
     run({"kind": "plan", "parts": pipeline_plan(configs)})
     shipped = not cfg.encoder and preset_encoder(cfg.preset, cfg.pretrain_data)
     if shipped:
@@ -126,4 +137,5 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
 
 
 PIPELINE_TASK = Task("pipeline", PipelineConfig, pipeline, "The whole story: (pre-train,) attack, distill; clean, "
-                     "poisoned and distilled figures side by side.")
+                     "poisoned and distilled figures side by side.",
+                     choices={**ATTACK_TASK.choices, **{k: v for k, v in DISTILL_TASK.choices.items() if k != "defence"}})

@@ -29,16 +29,16 @@ def test_batchnorm_is_frozen_for_the_attack():
 
 def test_references_are_confident_target_images(cpu):
     enc, _, _ = load_encoder(DEMO_ENCODER)
-    task = Downstream(DownstreamConfig(downstream="signs", n_downstream_train=600, n_downstream_test=100,
+    evaluator = Downstream(DownstreamConfig(downstream="signs", n_downstream_train=600, n_downstream_test=100,
                                        probe="linear"), cpu, make_trigger("white"), "priority")
-    images, info = select_references(enc, task, 3)
+    images, info = select_references(enc, evaluator, 3)
     assert images.shape == (3, 3, 32, 32)
-    assert all(task.train.labels[i["index"]] == task.target for i in info)
+    assert all(evaluator.train.labels[i["index"]] == evaluator.target for i in info)
     assert info[0]["confidence"] >= info[1]["confidence"] >= info[2]["confidence"] > 0.9
-    _, chosen = select_references(enc, task, 1, "0,2")
+    _, chosen = select_references(enc, evaluator, 1, "0,2")
     assert [c["class_rank"] for c in chosen] == [0, 2]
     with pytest.raises(ValueError, match="out of range"):
-        select_references(enc, task, 1, "9999")
+        select_references(enc, evaluator, 1, "9999")
 
 
 @pytest.mark.parametrize("attack", ["badencoder", "drupe"])

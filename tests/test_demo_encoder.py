@@ -18,10 +18,10 @@ def test_shipped_demo_encoder_is_good_and_its_sidecar_is_true():
     saved = meta["provenance"]["config"]
     cfg = DownstreamConfig(**{f.name: saved[f.name] for f in fields(DownstreamConfig) if f.name in saved})  # newer: defaults
     rt = Runtime.create("cpu", saved["precision"])
-    task = Downstream(cfg, rt)
-    ca = task.score(rt.module(encoder))["ca"]
+    evaluator = Downstream(cfg, rt)
+    ca = evaluator.score(rt.module(encoder))["ca"]
     torch.manual_seed(saved["seed"])
-    random_ca = task.score(rt.module(cifar_resnet18(**encoder_shape(meta))))["ca"]
+    random_ca = evaluator.score(rt.module(cifar_resnet18(**encoder_shape(meta))))["ca"]
     assert ca == pytest.approx(recorded["ca_simclr"], abs=0.02)
     assert ca >= 0.70 and ca - random_ca >= 0.25, (ca, random_ca)
     assert head is not None and meta["provenance"]["command"].startswith("python -m distill_core pretrain")

@@ -42,11 +42,11 @@ def test_it_is_small_and_its_files_are_what_its_summary_says(shipped):
     assert size <= 5 * 2**20, f"{size / 2**20:.1f} MB"
     story = load_story(run["path"])
     assert story.weights["clean"] == DEMO_ENCODER and set(story.weights) == {"clean", "poisoned", "distilled"}
-    task = downstream_task(story, Runtime.create("cpu", "fp32"))
+    evaluator = downstream_task(story, Runtime.create("cpu", "fp32"))
     encoders = story.encoders()
     s = run["summary"]
     for role in ("poisoned", "distilled"):  # scored again here from the shipped weights
-        ca = task.score(encoders[role])["ca"]
+        ca = evaluator.score(encoders[role])["ca"]
         assert ca == pytest.approx(s[role]["ca"], abs=0.02), (role, ca, s[role]["ca"])
 
 
@@ -77,10 +77,10 @@ def test_before_a_live_run_the_time_is_scaled_by_this_machines_measured_speed(sh
 def test_inspects_probes_ship_with_it_and_equal_a_fresh_fit(shipped):
     _, run = shipped
     story = load_story(run["path"])
-    task, encoders = downstream_task(story, Runtime.create("cpu", "fp32")), story.encoders()
+    evaluator, encoders = downstream_task(story, Runtime.create("cpu", "fp32")), story.encoders()
     key_file = story.folder / PROBES_FILE
     before = key_file.stat().st_mtime_ns
-    kept = story.probes(task, encoders)  # what the Inspect page asks for: loaded, not fitted nor written
+    kept = story.probes(evaluator, encoders)  # what the Inspect page asks for: loaded, not fitted nor written
     assert key_file.stat().st_mtime_ns == before and set(kept) == {"clean", "poisoned", "distilled"}
-    features = extract_features(encoders["poisoned"], task.test.images, task.runtime)
-    assert torch.equal(kept["poisoned"].predict(features), task.fit(encoders["poisoned"]).predict(features))
+    features = extract_features(encoders["poisoned"], evaluator.test.images, evaluator.runtime)
+    assert torch.equal(kept["poisoned"].predict(features), evaluator.fit(encoders["poisoned"]).predict(features))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from distill_core.data.datasets import load_dataset
-from distill_core.distill import LOSSES, STUDENTS, TEACHERS, DistillConfig, validate
+from distill_core.distill import DISTILL_TASK, LOSSES, STUDENTS, TEACHERS, DistillConfig
 from distill_core.distill.config import given_weights
 from distill_core.distill.losses import loss_placement
 from distill_core.distill.teachers import FrozenTeacher
@@ -219,11 +219,11 @@ def test_every_loss_runs_at_each_placement_and_the_run_records_it(suspicious, tm
 
 def test_bad_placement_and_calibrating_no_teacher_term_are_refused_with_one_sentence(suspicious):
     with pytest.raises(ValueError, match="placement: unknown 'everywhere'; choose source, authors, all-stages"):
-        validate(DistillConfig(**TINY, encoder=suspicious, placement="everywhere"))
+        DISTILL_TASK.check(DistillConfig(**TINY, encoder=suspicious, placement="everywhere"))
     with pytest.raises(ValueError, match="calibrate: 'finetune-only' has no teacher term"):
-        validate(DistillConfig(**TINY, encoder=suspicious, loss="finetune-only", calibrate=True))
+        DISTILL_TASK.check(DistillConfig(**TINY, encoder=suspicious, loss="finetune-only", calibrate=True))
     with pytest.raises(ValueError, match="calibrate: 'mimic' sets its own stage weights"):  # AT's would replace them
-        validate(DistillConfig(**TINY, encoder=suspicious, loss="mimic", calibrate=True))
+        DISTILL_TASK.check(DistillConfig(**TINY, encoder=suspicious, loss="mimic", calibrate=True))
 
 
 def test_calibrated_weights_give_attention_transfers_pull_stage_by_stage(tmp_path):
@@ -320,7 +320,7 @@ def test_a_named_defence_brings_its_parts_and_own_settings_at_the_run_s_scale_un
     assert (mimic.teacher, mimic.student, mimic.loss) == ("poisoned", "scratch", "mimic")
     assert make_config("distill", "demo", {"defence": "fine-pruning (fixed 20%)"}).prune_ratio == 0.2
     with pytest.raises(ValueError, match="defence: unknown 'STRIP'; choose fine-tuning, fine-pruning"):
-        validate(make_config("distill", "demo", {"defence": "STRIP", "encoder": "x"}))
+        DISTILL_TASK.check(make_config("distill", "demo", {"defence": "STRIP", "encoder": "x"}))
 
 
 def test_fine_pruning_prunes_until_the_clean_accuracy_would_drop_by_more_than_4_points():

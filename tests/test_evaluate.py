@@ -55,9 +55,9 @@ def test_standardising_is_what_rescues_a_narrow_feature_cone():
 
 def test_downstream_scores_ca_asr_and_asr_all(cpu):
     cfg = DownstreamConfig(downstream="signs", n_downstream_train=200, n_downstream_test=100, probe="linear")
-    task = Downstream(cfg, cpu, make_trigger("white"), "priority")
-    out = task.score(cifar_resnet18(0.125))
-    assert task.target == task.classes.index("priority")
+    evaluator = Downstream(cfg, cpu, make_trigger("white"), "priority")
+    out = evaluator.score(cifar_resnet18(0.125))
+    assert evaluator.target == evaluator.classes.index("priority")
     assert set(out) >= {"ca", "asr", "asr_all", "per_class"}
     assert all(0 <= out[k] <= 1 for k in ("ca", "asr", "asr_all"))
     assert len(out["per_class"]) == 10

@@ -13,15 +13,12 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from distill_core.attacks import validate as validate_attack
 from distill_core.data.datasets import class_names
 from distill_core.data.imageset import class_index
 from distill_core.data.triggers import OPTIONS, TRIGGERS, make_trigger
 from distill_core.distill import LOSSES, STUDENTS, TEACHERS
-from distill_core.distill import validate as validate_distill
 from distill_core.runs.uploads import checked_image
-from distill_core.ssl.pretrain import validate as validate_pretrain
-from distill_core.tasks import make_config
+from distill_core.tasks import TASKS, make_config
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -127,7 +124,7 @@ RANGES = {
                  "crop_scale": real(lambda v: 0 < v <= 1), "head_dim": whole(1), "knn_every": whole(0),
                  "save_every": whole(0), "log_every": whole(1)},
 }
-VALIDATE = {"attack": validate_attack, "distill": validate_distill, "pretrain": validate_pretrain}
+VALIDATE = {name: TASKS[name].check for name in ("attack", "distill", "pretrain")}  # its registries', then its own
 EXAMPLES = {  # plausible text for the text fields, good and bad, beside random text
     "trigger": ["white", "checkerboard:size=4,pos=tl", "blend:alpha=0.1", "noise:seed=3", "white:size=40",
                 "white:size=9,pos=0-0", "sparkle"],

@@ -14,7 +14,7 @@ from conftest import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 IMPORT_NAMES = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "ot": "pot"}  # import -> distribution
-LOCAL = {"distill_core", "webui", "bench", "conftest", "browser", "job_targets", "laptop_checks"}
+LOCAL = {"distill_core", "webui", "bench", *(p.stem for p in (ROOT / "tests").glob("*.py"))}  # and the tests' own
 
 
 def declared(*groups: str) -> set[str]:

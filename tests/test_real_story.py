@@ -23,10 +23,10 @@ def test_shipped_real_image_encoder_is_what_its_sidecar_says():
     recorded = meta["provenance"]["downstream"]
     rt = Runtime.create("cpu", "fp32")
     sizes = dict(n_downstream_train=0, n_downstream_test=0, probe="linear")  # the sidecar's: every photo, linear
-    task = Downstream(DownstreamConfig(downstream=SAMPLE, **sizes), rt)
-    ca = task.score(rt.module(encoder))["ca"]
+    evaluator = Downstream(DownstreamConfig(downstream=SAMPLE, **sizes), rt)
+    ca = evaluator.score(rt.module(encoder))["ca"]
     torch.manual_seed(0)
-    random_ca = task.score(rt.module(cifar_resnet18(**encoder_shape(meta))))["ca"]
+    random_ca = evaluator.score(rt.module(cifar_resnet18(**encoder_shape(meta))))["ca"]
     assert ca == pytest.approx(recorded["ca_simclr"], abs=0.02)  # re-scored here: on the CPU, in fp32
     assert ca - random_ca >= 0.15, (ca, random_ca)
     assert head is not None and CIFAR_ENCODER.stat().st_size <= 12 * 2**20

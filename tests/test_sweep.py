@@ -15,7 +15,7 @@ from conftest import ROOT
 from distill_core.config import read_settings_file
 from distill_core.sweep import table
 from distill_core.sweep.config import SweepConfig, levels, validate
-from distill_core.sweep.plan import plan
+from distill_core.sweep.schedule import schedule
 from distill_core.tasks import make_config
 
 TINY = dict(device="cpu", attack_epochs=1, n_shadow=128, distill_epochs=1, teacher_epochs=1, warmup_epochs=1,
@@ -59,7 +59,7 @@ def test_a_grid_file_reads_lists_and_settings_and_flags_win(tmp_path):
 def test_the_plan_computes_each_shared_stage_once(tmp_path):
     cfg = sweep_config(attacks="badencoder,drupe", teachers="poisoned,finetuned,pruned,ensemble",
                        students="scratch,warmup", losses="at,finetune-only", seeds="0,1")
-    jobs = plan(cfg, tmp_path)
+    jobs = schedule(cfg, tmp_path)
     by_task = {t: [j for j in jobs if j.task == t] for t in ("pretrain", "attack", "prepare", "distill")}
     assert by_task["pretrain"] == []  # the demo preset ships its clean encoder
     assert len(by_task["attack"]) == 2 and len(by_task["distill"]) == 2 * 4 * 2 * 2 * 2
@@ -84,7 +84,7 @@ def test_a_cell_carries_the_figures_of_its_own_teacher_scored_alone(tmp_path):
     """From the plan's own jobs: the fine-tuned cell gets its fine-tuned stage's figures, the ensemble cell none
     (its teacher is not its fine-tuned member), whatever the attack stage it also needs says."""
     from distill_core.sweep.run import teacher_scores
-    jobs = plan(sweep_config(teachers="finetuned,ensemble", losses="at", seeds="0"), tmp_path)
+    jobs = schedule(sweep_config(teachers="finetuned,ensemble", losses="at", seeds="0"), tmp_path)
     by_key = {j.key: j for j in jobs}
     scored = {"ca": 0.9, "asr": 0.3}
     results = {j.key: {"status": "done", "summary": {"teacher_scores": scored} if j.task == "prepare" else
@@ -154,7 +154,7 @@ def test_named_defences_stand_beside_the_studys_choice():
     assert lines["fine-pruning"]["badencoder/signs ASR"] == {"mean": 20.0, "std": 0.0, "n": 1}
     assert table.factor_table([*rows, row], "teacher")[0]["teacher"] == "finetuned" and len(
         table.factor_table([*rows, row], "teacher")) == 1  # the pruned teacher alone is no distillation
-    from distill_core.sweep.figures import PAIRS, pairs  # its blank placement is no second placement
+    from distill_core.sweep.heatmaps import PAIRS, pairs  # its blank placement is no second placement
     assert pairs([*rows, row]) == PAIRS and "by_placement" not in table.summary_tables([*rows, row])
 
 
@@ -256,7 +256,7 @@ def test_a_sweep_on_local_ray_gives_the_local_table(killed_and_rerun, tmp_path):
 
 
 def test_results_load_from_json_or_csv_and_other_files_are_refused(tmp_path):
-    from distill_core.sweep.figures import export, heatmap_figure, load_results
+    from distill_core.sweep.heatmaps import export, heatmap_figure, load_results
     rows = rows_for({("finetuned", "at"): (80.0, 84.0), ("poisoned", "at"): (60.0, 66.0)})
     for row in rows:
         row.update(seconds=1.0, distill_seconds=0.5, config_hash="x", run="cells/x")
@@ -295,15 +295,15 @@ def test_the_paper_preset_is_the_reference_setup(tmp_path):
     sweep = make_config("sweep", "paper")
     assert levels(sweep)["downstream"] == ["gtsrb", "svhn", "stl10"]
     assert [default_target(d) for d in levels(sweep)["downstream"]] == ["priority road", "1", "truck"]
-    cells = [j for j in plan(sweep, tmp_path) if j.task == "distill"]
+    cells = [j for j in schedule(sweep, tmp_path) if j.task == "distill"]
     assert len(cells) == 2 * 3 * 4 * 3 * 6 and {c.config.data for c in cells} == {"cifar10"}
-    assert [j.key for j in plan(sweep, tmp_path)][0] == "stages/pretrain"  # no shipped CIFAR-10 encoder
+    assert [j.key for j in schedule(sweep, tmp_path)][0] == "stages/pretrain"  # no shipped CIFAR-10 encoder
 
 
 def test_a_sweep_places_every_cell_and_calibrates_all_but_finetune_only(tmp_path):
     from distill_core.distill import validate as validate_distill
     cfg = sweep_config(losses="at,sp,finetune-only", placements="authors+calibrated,source")
-    cells = [j for j in plan(cfg, tmp_path) if j.task == "distill"]
+    cells = [j for j in schedule(cfg, tmp_path) if j.task == "distill"]
     placed = {(c.config.loss, c.cell["placement"]): (c.config.placement, c.config.calibrate) for c in cells}
     assert placed == {("at", "authors+calibrated"): ("authors", True), ("sp", "authors+calibrated"): ("authors", True),
                       ("at", "source"): ("source", False), ("sp", "source"): ("source", False),

@@ -1,18 +1,16 @@
-"""Bad settings are refused before any work starts, with the field named, by each task's `validate` and by
+"""Bad settings are refused before any work starts, with the field named, by each task's checks and by
 the command line (exit status 2, one line naming the field, a run record holding nothing but the refusal)."""
 import json
 
 import pytest
 
-from distill_core.attacks import validate as validate_attack
 from distill_core.cli import main
-from distill_core.distill import validate as validate_distill
 from distill_core.pipeline import PipelineConfig, stage_config
 from distill_core.runs.store import read_events
-from distill_core.ssl.pretrain import validate as validate_pretrain
-from distill_core.tasks import make_config
+from distill_core.tasks import TASKS, make_config
 
-VALIDATE = {"attack": validate_attack, "distill": validate_distill, "pretrain": validate_pretrain}
+VALIDATE = {name: TASKS[name].check for name in ("attack", "distill", "pretrain")}  # its registries', then its own
+validate_attack = VALIDATE["attack"]
 NEEDS = {"distill": {"encoder": "runs/some-attack"}}  # what a task cannot start without
 
 BAD = [  # task, setting, value, the message's start

@@ -123,14 +123,20 @@ def data_root_inputs(specs: list[str], key: str) -> dict | None:
     return {"data_root": root}
 
 
-def number(cfg, name: str, label: str, key: str, **kw):
-    """A number input for config field `name`, its default and tooltip taken from `cfg`."""
+def knob(cfg, name: str, key: str, label: str | None = None, **kw):
+    """An input for config field `name`: its value, label, range and tooltip are the field's (`config.opt`);
+    `label` and keyword arguments (st.number_input's) override them."""
     from dataclasses import fields
-    value = getattr(cfg, name)
-    help = next(f.metadata.get("help") for f in fields(cfg) if f.name == name)
+    meta = next(f.metadata for f in fields(cfg) if f.name == name)
+    label, value, help = label or meta.get("label") or name.replace("_", " ").capitalize(), getattr(cfg, name), meta["help"]
+    if isinstance(value, bool):
+        return st.checkbox(label, value=value, help=help, key=key, **kw)
+    if isinstance(value, str):
+        return st.text_input(label, value=value, help=help, key=key, **kw)
     kind = type(value)
+    bounds = {f"{end}_value": kind(meta[limit]) for end, limit in (("min", "low"), ("max", "high")) if limit in meta}
     return st.number_input(label, value=value, help=help, key=key, step=kind(1) if kind is int else None,
-                           format=None if kind is int else "%g", **kw)
+                           format=None if kind is int else "%g", **{**bounds, **kw})
 
 
 def upload_checkpoint(label: str, key: str) -> str | None:

@@ -19,30 +19,34 @@ import torch
 import torch.nn.functional as F
 
 from ..config import DownstreamConfig, RuntimeConfig, opt
+from ..data.triggers import TRIGGER_HELP
 
 
 @dataclass
 class AttackConfig(RuntimeConfig, DownstreamConfig):
     """Shared by every attack; defaults are BadEncoder's (badencoder.py) unless noted."""
-    attack: str = opt("badencoder", "attack to run: badencoder or drupe")
+    attack: str = opt("badencoder", "the attack to run")
     encoder: str = opt("", "clean encoder to poison (.safetensors or .pt/.pth); empty = the shipped demo encoder")
     data: str = opt("cifar10", "shadow data: the pre-training dataset the attacker holds part of")
     shadow_fraction: float = opt(0.2, "share of the pre-training training split used as shadow data "
                                       "(DRUPE: 0.2; BadEncoder's code: all of it)")
-    n_shadow: int = opt(0, "shadow images by count instead of fraction (0 = use shadow_fraction)")
-    trigger: str = opt("white", "trigger: white, checkerboard, noise, blend (NAME:size=..,pos=..), FILE.npz or FILE.png")
+    n_shadow: int = opt(0, "shadow images by count instead of fraction (0 = use shadow_fraction)",
+                       label="Shadow images", low=0)
+    trigger: str = opt("white", TRIGGER_HELP)
     target: str = opt("", "target class, by name or index (empty = the downstream's usual target)")
-    n_refs: int = opt(1, "reference images of the target class (BadEncoder: 1, DRUPE: 3)")
+    n_refs: int = opt(1, "reference images of the target class (BadEncoder: 1, DRUPE: 3)", label="References", low=1)
     ref_indices: str = opt("", "references by index among the target class's training images, e.g. '3,17'; "
                                "empty = those the clean probe classifies most confidently")
     ref_augs: int = opt(0, "augmented copies of each reference per step (0 = one per shadow image, as the code)")
-    epochs: int = opt(200, "passes over the shadow data (BadEncoder and DRUPE: 200)")
-    batch_size: int = opt(256, "shadow images per step (BadEncoder: 256)")
-    lr: float = opt(1e-3, "SGD learning rate (BadEncoder: 1e-3)")
+    epochs: int = opt(200, "passes over the shadow data (BadEncoder and DRUPE: 200)", label="Epochs", low=1)
+    batch_size: int = opt(256, "shadow images per step (BadEncoder: 256)", label="Batch size", low=2)
+    lr: float = opt(1e-3, "SGD learning rate (BadEncoder: 1e-3)", label="Learning rate", low=1e-8)
     momentum: float = opt(0.9, "SGD momentum (BadEncoder: 0.9)")
     weight_decay: float = opt(5e-4, "SGD weight decay (BadEncoder: 5e-4)")
-    lambda1: float = opt(1.0, "weight of L1, references vs the clean encoder (BadEncoder: 1)")
-    lambda2: float = opt(1.0, "weight of L2, utility on clean shadow images (BadEncoder: 1)")
+    lambda1: float = opt(1.0, "weight of L1, references vs the clean encoder (BadEncoder: 1)", label="λ1 (references)",
+                          low=0)
+    lambda2: float = opt(1.0, "weight of L2, utility on clean shadow images (BadEncoder: 1)", label="λ2 (utility)",
+                          low=0)
     eval_every: int = opt(0, "epochs between quick CA/ASR estimates for live curves (0 = none)")
     log_every: int = opt(10, "steps between step events")
 

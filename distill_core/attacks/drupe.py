@@ -36,10 +36,11 @@ from .badencoder import AttackConfig, reference_loss, utility_loss
 
 @dataclass
 class DrupeConfig(AttackConfig):
-    attack: str = opt("drupe", "attack to run: badencoder or drupe")
-    n_refs: int = opt(3, "reference images of the target class (DRUPE: 3)")
+    attack: str = opt("drupe", "the attack to run")
+    n_refs: int = opt(3, "reference images of the target class (DRUPE: 3)", label="References", low=1)
     init_cost: float = opt(0.1, "DRUPE: starting weight of the angular and balance terms")
-    init_cost_dist: float = opt(1e-3, "DRUPE: starting weight of the distribution (sliced Wasserstein) term")
+    init_cost_dist: float = opt(1e-3, "DRUPE: starting weight of the distribution (sliced Wasserstein) term",
+                                 label="Distribution weight", low=0)
     warmup_epochs: int = opt(1, "DRUPE: epochs of utility-only warm-up")
     dist_start: int = opt(5, "DRUPE: first epoch with the distribution and angular terms")
     adapt_start: int = opt(20, "DRUPE: epochs after which the weights adapt")

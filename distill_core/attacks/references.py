@@ -21,19 +21,19 @@ def parse_indices(text: str) -> list[int]:
         raise ValueError(f"ref_indices: '{text}' is not a comma-separated list of numbers") from None
 
 
-def select_references(clean_encoder: torch.nn.Module, task: Downstream, k: int, indices: str = "",
+def select_references(clean_encoder: torch.nn.Module, evaluator: Downstream, k: int, indices: str = "",
                       probe: Probe | None = None) -> tuple[torch.Tensor, list[dict]]:
     """k uint8 images [k, 3, H, W] of the target class, with where each came from and its confidence.
     `probe` is the clean encoder's downstream probe, when the caller has fitted it already."""
-    if task.target is None:
+    if evaluator.target is None:
         raise ValueError("target: the attack needs a target class")
-    pool = torch.nonzero(task.train.labels == task.target).flatten()
+    pool = torch.nonzero(evaluator.train.labels == evaluator.target).flatten()
     if len(pool) == 0:
-        raise ValueError(f"target: the downstream training set has no images of class {task.classes[task.target]}")
-    probe = probe or task.fit(clean_encoder)
-    features = extract_features(clean_encoder, task.train.images[pool], task.runtime)
+        raise ValueError(f"target: the downstream training set has no images of class {evaluator.classes[evaluator.target]}")
+    probe = probe or evaluator.fit(clean_encoder)
+    features = extract_features(clean_encoder, evaluator.train.images[pool], evaluator.runtime)
     with torch.no_grad():
-        confidence = probe(features).softmax(1)[:, task.target].cpu()
+        confidence = probe(features).softmax(1)[:, evaluator.target].cpu()
     if indices:
         chosen = parse_indices(indices)
         bad = [i for i in chosen if not 0 <= i < len(pool)]
@@ -44,4 +44,4 @@ def select_references(clean_encoder: torch.nn.Module, task: Downstream, k: int, 
             raise ValueError(f"n_refs: {k} references asked for, the target class has {len(pool)} training images")
         chosen = confidence.argsort(descending=True)[:k].tolist()
     info = [{"index": int(pool[i]), "class_rank": int(i), "confidence": float(confidence[i])} for i in chosen]
-    return task.train.images[pool[chosen]], info
+    return evaluator.train.images[pool[chosen]], info

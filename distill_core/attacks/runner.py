@@ -16,13 +16,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..config import check, check_dataset, check_target, check_trigger, validate_common
+from ..config import check
 from ..data.augment import SimCLRAugment, to_float
 from ..data.datasets import default_target, load_dataset, report_skipped
 from ..data.triggers import make_trigger
 from ..device import Runtime
 from ..evaluate.downstream import Downstream, figures
 from ..evaluate.features import extract_features
+from ..evaluate.live import LiveCurves
 from ..evaluate.memo import file_identity, remembered
 from ..training import FORWARD_BACKWARD, planned, train_epochs
 from ..models.checkpoint import load_encoder, save_encoder
@@ -82,29 +83,6 @@ def freeze_for_attack(encoder: torch.nn.Module) -> torch.nn.Module:
     return encoder
 
 
-def validate(cfg: AttackConfig) -> None:
-    """Refuse a bad setting before any work, naming its field: ranges, and the trigger and target, which
-    are checked against the image size and the downstream's classes without loading any data."""
-    validate_common(cfg)
-    check_dataset(cfg.data, "data")
-    check(cfg.epochs >= 1, "epochs", f"must be at least 1, not {cfg.epochs}")
-    check(cfg.batch_size >= 2, "batch_size", f"must be at least 2, not {cfg.batch_size}")
-    check(0 < cfg.shadow_fraction <= 1, "shadow_fraction", f"must be in (0, 1], not {cfg.shadow_fraction}")
-    check(cfg.n_shadow >= 0, "n_shadow", "cannot be negative")
-    check(cfg.n_refs >= 1, "n_refs", f"must be at least 1, not {cfg.n_refs}")
-    check(cfg.ref_augs >= 0, "ref_augs", "cannot be negative")
-    check(all(i >= 0 for i in parse_indices(cfg.ref_indices)), "ref_indices", "cannot be negative")
-    check(cfg.lr > 0, "lr", f"must be positive, not {cfg.lr}")
-    check(0 <= cfg.momentum < 1, "momentum", f"must be in [0, 1), not {cfg.momentum}")
-    for name in ("weight_decay", "lambda1", "lambda2", "eval_every"):
-        check(getattr(cfg, name) >= 0, name, "cannot be negative")
-    check(cfg.log_every >= 1, "log_every", f"must be at least 1, not {cfg.log_every}")
-    target = cfg.target or default_target(cfg.downstream)
-    check(target is not None, "target", f"{cfg.downstream!r} has no usual target class: name one")
-    check_target(target, cfg.downstream)
-    check_trigger(cfg.trigger, cfg.image_size)
-
-
 def shadow_subset(cfg: AttackConfig):
     full = load_dataset(cfg.data, "train", root=cfg.data_root, download=cfg.download, size=cfg.image_size,
                         seed=cfg.data_seed)
@@ -122,8 +100,8 @@ def attack_plan(cfg: AttackConfig) -> list[dict]:
 
 
 def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict:
-    """Poison the clean encoder with `attack` (an `attacks.Attack`); returns the summary."""
-    validate(cfg)
+    """Poison the clean encoder with `attack` (an `attacks.Attack`; its settings checked by the task); returns
+    the summary."""
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rt = Runtime.create(cfg.device, cfg.precision, compile=cfg.compile)
@@ -138,18 +116,18 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
     trigger = make_trigger(cfg.trigger, cfg.image_size)
     target = cfg.target or default_target(cfg.downstream)
     check(target is not None, "target", f"'{cfg.downstream}' has no usual target class: name one")
-    task = Downstream(cfg, rt, trigger, target)
+    evaluator = Downstream(cfg, rt, trigger, target)
     quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
     shadow = shadow_subset(cfg)
-    report_skipped(run, shadow, task.train, task.test)
+    report_skipped(run, shadow, evaluator.train, evaluator.test)
     t = time.perf_counter()
     clean_probe, clean_score, start = remembered(  # the same for every attack on this encoder and task
-        ["attack: clean figures", file_identity(clean_path), task.identity, quick and quick.identity],
-        lambda: (probe := task.fit(clean), task.score(clean, probe), quick and quick.estimate(clean)))
-    ref_images, ref_info = select_references(clean, task, cfg.n_refs, cfg.ref_indices, clean_probe)
+        ["attack: clean figures", file_identity(clean_path), evaluator.identity, quick and quick.identity],
+        lambda: (probe := evaluator.fit(clean), evaluator.score(clean, probe), quick and quick.estimate(clean)))
+    ref_images, ref_info = select_references(clean, evaluator, cfg.n_refs, cfg.ref_indices, clean_probe)
     k, a = len(ref_images), cfg.ref_augs or cfg.batch_size
     run({"kind": "log", "message": f"{len(shadow)} shadow images of {cfg.data}; target "
-                                   f"'{task.classes[task.target]}' with {k} reference(s); {rt.describe()['name']}, "
+                                   f"'{evaluator.classes[evaluator.target]}' with {k} reference(s); {rt.describe()['name']}, "
                                    f"{rt.precision}", "references": ref_info})
     seconds = {"setup": t - t0}
     shadow_targets = extract_features(clean, shadow.images, rt)
@@ -159,10 +137,8 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
 
     step_fn = AttackStep(poisoned, objective, rt, cfg, trigger, refs, ref_targets, a, gen)
     images = shadow.images.pin_memory() if rt.device.type == "cuda" else shadow.images
-    best_state, curves = None, []
-    if quick:  # the starting point of the live curves: the clean encoder's CA and ASR-B
-        curves.append({"epoch": 0, **start})
-        run({"kind": "epoch", "epochs": cfg.epochs, **curves[-1]})
+    best_state, live = None, LiveCurves(quick, poisoned, run, cfg.eval_every, cfg.epochs)
+    live.start(start)  # the starting point of the live curves: the clean encoder's CA and ASR-B
 
     def shadow_step(idx: torch.Tensor, epoch: int) -> dict:
         x = to_float(images[idx].to(rt.device, non_blocking=True))
@@ -176,32 +152,31 @@ def run_attack(cfg: AttackConfig, attack, run: Run, cancel: CancelToken) -> dict
             best_state = {n: v.detach().clone() for n, v in poisoned.state_dict().items()}
             extra["kept"] = True
         event.update(extra)
-        if quick and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-            event.update(quick.estimate(poisoned))
-            curves.append({"epoch": epoch, **figures(event)})
+        if live.due(epoch):
+            live.record(epoch, event)
         run(event)
     seconds["train"] = time.perf_counter() - t
     if best_state is not None:
         poisoned.load_state_dict(best_state)
 
     t = time.perf_counter()
-    poisoned_score = task.score(poisoned)
+    poisoned_score = evaluator.score(poisoned)
     stealth = {"clean": clean_score["stealth"], "poisoned": poisoned_score["stealth"]}
     seconds["evaluate"] += time.perf_counter() - t
     provenance = {"task": "attack", "attack": attack.name, "run": run.id, "command": run.record.get("command"),
-                  "clean_encoder": str(clean_path), "target": task.classes[task.target],
+                  "clean_encoder": str(clean_path), "target": evaluator.classes[evaluator.target],
                   "trigger": cfg.trigger, "downstream": cfg.downstream, "references": ref_info}
     save_encoder(run.file("encoder.safetensors"), poisoned, clean_head, provenance)  # the head stays clean, as in BadEncoder
     trigger.save_npz(run.file("trigger.npz"))
-    task.save_gallery(run.file("gallery.npz"))
+    evaluator.save_gallery(run.file("gallery.npz"))
     save_png(run.file("references.png"), ref_images)
     write_atomic_with(run.file("references.npz"),  # for inspection: f(reference)
                       lambda f: np.savez_compressed(f, images=ref_images.numpy()))
     seconds["total"] = time.perf_counter() - t0
-    return {"attack": attack.name, "target": task.classes[task.target], "trigger": cfg.trigger,
+    return {"attack": attack.name, "target": evaluator.classes[evaluator.target], "trigger": cfg.trigger,
             "downstream": cfg.downstream, "clean": figures(clean_score), "poisoned": figures(poisoned_score),
             "per_class": {"clean": clean_score["per_class"], "poisoned": poisoned_score["per_class"]},
             "stealth": stealth, "references": ref_info, "kept_best_epoch": best_state is not None,
-            "gallery": task.gallery(clean=clean_score, poisoned=poisoned_score),
-            "curves": curves, "encoder": str(run.file("encoder.safetensors")), "seconds": seconds}
+            "gallery": evaluator.gallery(clean=clean_score, poisoned=poisoned_score),
+            "curves": live.curves, "encoder": str(run.file("encoder.safetensors")), "seconds": seconds}
 

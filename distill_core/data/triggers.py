@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
+from ..choices import Choice
 from ..files import write_atomic_with
 from .datasets import DataError, open_image, pil_to_uint8
 
@@ -154,7 +156,27 @@ OPTIONS = {"size": ("k", int, lambda v: v >= 1, "at least 1 pixel"),
            "seed": ("seed", int, lambda v: 0 <= v < 2**32, "from 0 to 4294967295"),
            "alpha": ("alpha", float, lambda v: 0 < v <= 1, "in (0, 1]"),
            "path": ("path", str, lambda v: True, "")}
-TRIGGERS = {"white": _white, "checkerboard": _checkerboard, "noise": _noise, "blend": _blend, "image": _image}
+
+
+@dataclass(frozen=True)
+class TriggerSpec(Choice):
+    build: Callable[..., Trigger]  # (size, k, pos, seed, **options) -> the trigger; its knobs are spec options
+
+
+PATCH = ("size", "pos")
+TRIGGERS = {t.name: t for t in (
+    TriggerSpec("white", "BadEncoder's white square.", _white, cite="Jia et al., S&P 2022", knobs=PATCH),
+    TriggerSpec("checkerboard", "A black and white 1-pixel checkerboard patch.", _checkerboard,
+                knobs=PATCH),
+    TriggerSpec("noise", "A patch of uniform random colours.", _noise, knobs=(*PATCH, "seed")),
+    TriggerSpec("blend", "A random pattern over the whole image, blended at an opacity.", _blend,
+                label="blend (whole image)", cite="Chen et al., 2017", knobs=("alpha",)),
+    TriggerSpec("image", "A picture of your own as a patch; its alpha channel is the mask.", _image,
+                label="an uploaded image…", knobs=(*PATCH, "path")),
+)}
+
+TRIGGER_HELP = (f"trigger: a pattern ({', '.join(TRIGGERS)}) with options (NAME:size=..,pos=..), FILE.npz or "
+                "FILE.png")
 
 
 def make_trigger(spec: str = "white", size: int = 32) -> Trigger:
@@ -180,4 +202,4 @@ def make_trigger(spec: str = "white", size: int = 32) -> Trigger:
             raise DataError(f"trigger option {key} needs a number, not {value!r}.") from None
         if not valid(kw[dest]):
             raise DataError(f"trigger option {key} must be {what}, not {value}.")
-    return TRIGGERS[name](**kw)
+    return TRIGGERS[name].build(**kw)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from ..choices import Choice
 from .config import DistillConfig, given_weights
 
 NAD_EPOCHS_PER_TEACHER_EPOCH = 4  # NAD: 20 epochs after a 5-epoch fine-tune
@@ -33,10 +34,7 @@ def no_settings(cfg: DistillConfig) -> dict:
 
 
 @dataclass(frozen=True)
-class NamedDefence:
-    name: str
-    cite: str
-    title: str                  # what it is here, in one line
+class NamedDefence(Choice):
     parts: dict[str, str]       # the teacher / student / loss choices that make it (a part left out: any)
     settings: Callable[[DistillConfig], dict] = field(default=no_settings)  # its own, at the run's scale
     encoder: str = "distilled"  # which encoder of the run it is: the student, or the teacher ("teacher_scores")
@@ -53,32 +51,39 @@ def nad_settings(cfg: DistillConfig) -> dict:
 
 
 DEFENCES = {d.name: d for d in (
-    NamedDefence("fine-tuning", "Liu et al., RAID 2018", "The suspicious encoder fine-tuned on the clean data with "
-                 "SimCLR alone, no teacher.", {"student": "poisoned-init", "loss": "finetune-only"}),
-    NamedDefence("fine-tuned teacher alone", "Liu et al., RAID 2018", "The teacher of a distillation, the suspicious "
+    NamedDefence("fine-tuning", "The suspicious encoder fine-tuned on the clean data with "
+                 "SimCLR alone, no teacher.", {"student": "poisoned-init", "loss": "finetune-only"},
+                 cite="Liu et al., RAID 2018"),
+    NamedDefence("fine-tuned teacher alone", "The teacher of a distillation, the suspicious "
                  "encoder fine-tuned with SimCLR for the teacher's epochs: fine-tuning at that budget.",
-                 {"teacher": "finetuned"}, encoder="teacher_scores", offered=False),
-    NamedDefence("fine-pruning", "Liu et al., RAID 2018", "Layer4's least active channels pruned until the clean "
+                 {"teacher": "finetuned"}, encoder="teacher_scores", offered=False, cite="Liu et al., RAID 2018"),
+    NamedDefence("fine-pruning", "Layer4's least active channels pruned until the clean "
                  "accuracy drops by more than 4 points, then a short fine-tune: the pruned teacher alone (a run also "
                  "distils a student from it, shown beside).",
-                 {"teacher": "pruned"}, lambda cfg: {"prune_ratio": 0.0}, encoder="teacher_scores"),
-    NamedDefence("fine-pruning (fixed 20%)", "Liu et al., RAID 2018", "The lab's earlier fine-pruning: a fixed 20% "
+                 {"teacher": "pruned"}, lambda cfg: {"prune_ratio": 0.0}, encoder="teacher_scores",
+                 cite="Liu et al., RAID 2018"),
+    NamedDefence("fine-pruning (fixed 20%)", "The lab's earlier fine-pruning: a fixed 20% "
                  "of layer4's channels pruned, then a short fine-tune.", {"teacher": "pruned"},
-                 lambda cfg: {"prune_ratio": 0.2}, encoder="teacher_scores"),
-    NamedDefence("NAD", "Li et al., ICLR 2021", "The suspicious encoder distilled from its fine-tuned copy: attention "
+                 lambda cfg: {"prune_ratio": 0.2}, encoder="teacher_scores", cite="Liu et al., RAID 2018"),
+    NamedDefence("NAD", "The suspicious encoder distilled from its fine-tuned copy: attention "
                  "transfer on layer4 at 5000, for 4x the teacher's fine-tuning epochs.",
-                 {"teacher": "finetuned", "student": "poisoned-init", "loss": "at"}, nad_settings),
-    NamedDefence("NAD (at the run's placement)", "Li et al., ICLR 2021", "The lab's earlier NAD: attention transfer "
+                 {"teacher": "finetuned", "student": "poisoned-init", "loss": "at"}, nad_settings,
+                 cite="Li et al., ICLR 2021"),
+    NamedDefence("NAD (at the run's placement)", "The lab's earlier NAD: attention transfer "
                  "at the run's placement and epochs.", {"teacher": "finetuned", "student": "poisoned-init",
-                                                        "loss": "at"}, lambda cfg: {"weights": ""}),
-    NamedDefence("MIMIC", "Han et al., IEEE TIFS 2025", "A random student distilled from the suspicious encoder: "
+                                                        "loss": "at"}, lambda cfg: {"weights": ""},
+                 cite="Li et al., ICLR 2021"),
+    NamedDefence("MIMIC", "A random student distilled from the suspicious encoder: "
                  "attention transfer weighted by mutual information, and a clone loss.",
                  {"teacher": "poisoned", "student": "scratch", "loss": "mimic"},
-                 lambda cfg: {"embedding_weight": 0.0, "weights": ""}),
+                 lambda cfg: {"embedding_weight": 0.0, "weights": ""}, cite="Han et al., IEEE TIFS 2025"),
 )}
 
 
-OFFERED = [name for name, d in DEFENCES.items() if d.offered]
+def offered() -> list[str]:
+    """The defences a run can be asked to be (`--defence`, the Distill page's menu), read when asked so that an
+    entry registered later is among them."""
+    return [name for name, d in DEFENCES.items() if d.offered]
 
 
 def holds(cfg: DistillConfig, name: str, value) -> bool:

@@ -1,51 +1,37 @@
-"""A distillation's settings checked before any work: the teacher, student and loss registries name the valid
-choices, so this sits above them (the trainer, `prepare`, the pipeline and sweeps call it)."""
+"""A distillation's settings checked before any work (`Task.check` runs this after the registries in `CHOICES`
+have checked the named choices; the pipeline and sweeps check every stage before the first starts)."""
 from __future__ import annotations
 
 import math
 
 from ..config import check, check_dataset, check_target, check_trigger, validate_common
-from ..models.resnet import MAX_WIDTH
-from .baselines import OFFERED
+from .baselines import offered
 from .config import DistillConfig, given_weights
 from .losses import LOSSES, PLACEMENTS
 from .students import STUDENTS
 from .teachers import TEACHERS
 
-
-def check_placement(placement: str) -> None:
-    check(placement in PLACEMENTS, "placement", f"unknown {placement!r}; choose {', '.join(PLACEMENTS)}")
+CHOICES = {"defence": offered, "teacher": TEACHERS, "student": STUDENTS, "loss": LOSSES,
+           "placement": PLACEMENTS}  # a distillation's named choices and their registries
 
 
 def validate(cfg: DistillConfig) -> None:
-    """Refuse a bad setting before any work, naming its field. The trigger and target are checked when given
-    (empty: the attack's, read from its run when the distillation starts)."""
+    """Refuse a bad setting before any work, naming its field (the named choices are checked by their
+    registries first: `CHOICES`). The trigger and target are checked when given (empty: the attack's, read from
+    its run when the distillation starts)."""
     validate_common(cfg)
     check_dataset(cfg.data, "data")
-    check(not cfg.defence or cfg.defence in OFFERED, "defence", f"unknown {cfg.defence!r}; choose "
-          f"{', '.join(OFFERED)}")
-    for field, registry in (("teacher", TEACHERS), ("student", STUDENTS), ("loss", LOSSES)):
-        value = getattr(cfg, field)
-        check(value in registry, field, f"unknown {value!r}; choose {', '.join(registry)}")
-    check(cfg.epochs >= 1, "epochs", f"must be at least 1, not {cfg.epochs}")
-    check(cfg.mi_epochs >= 1, "mi_epochs", f"must be at least 1, not {cfg.mi_epochs}")
-    for name in ("teacher_epochs", "prune_epochs", "warmup_epochs", "eval_every", "n_clean"):
+    for name in ("eval_every", "n_clean"):
         check(getattr(cfg, name) >= 0, name, "cannot be negative")
-    check(cfg.batch_size >= 2, "batch_size", f"must be at least 2, not {cfg.batch_size}")
     check(0 < cfg.clean_fraction <= 1, "clean_fraction", f"must be in (0, 1], not {cfg.clean_fraction}")
     check(0 <= cfg.prune_ratio < 1, "prune_ratio", f"must be in [0, 1), not {cfg.prune_ratio}")
-    check(0 <= cfg.student_width <= MAX_WIDTH, "student_width",
-          f"must be in [0, {MAX_WIDTH:g}], not {cfg.student_width}")
     check(math.isfinite(cfg.embedding_weight) and cfg.embedding_weight >= 0, "embedding_weight",
           f"must be finite and not negative, not {cfg.embedding_weight}")
-    check(cfg.lr > 0, "lr", f"must be positive, not {cfg.lr}")
-    check(cfg.teacher_lr >= 0, "teacher_lr", f"cannot be negative, not {cfg.teacher_lr}")
     check(cfg.weight_decay >= 0, "weight_decay", "cannot be negative")
     check(cfg.temperature > 0, "temperature", f"must be positive, not {cfg.temperature}")
     check(0 < cfg.crop_scale <= 1, "crop_scale", f"must be in (0, 1], not {cfg.crop_scale}")
     check(cfg.log_every >= 1, "log_every", "must be at least 1")
     check(cfg.checkpoint_every >= 0, "checkpoint_every", f"cannot be negative, not {cfg.checkpoint_every}")
-    check_placement(cfg.placement)
     check(not (cfg.calibrate and LOSSES[cfg.loss].build is None), "calibrate",
           f"'{cfg.loss}' has no teacher term whose weights could be calibrated")
     check(not (cfg.calibrate and LOSSES[cfg.loss].placement(cfg.placement).weigh), "calibrate",

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..config import DownstreamConfig, RuntimeConfig, check, opt
-from ..models.resnet import STAGES
+from ..models.resnet import MAX_WIDTH, STAGES
 
 
 @dataclass
@@ -15,12 +15,11 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
     data: str = opt("cifar10", "pre-training dataset the defender's clean subset comes from")
     clean_fraction: float = opt(0.05, "share of the pre-training training split the defender holds (authors: 0.05)")
     n_clean: int = opt(0, "clean images by count instead of fraction (0 = use clean_fraction)")
-    defence: str = opt("", "a named defence (fine-tuning, fine-pruning, NAD, MIMIC, ...): its teacher, student, loss "
+    defence: str = opt("", "a named defence: its teacher, student, loss "
                            "and own settings at this run's scale, under any flag given; empty = the parts chosen")
-    teacher: str = opt("finetuned", "teacher: poisoned, finetuned, pruned or ensemble")
-    student: str = opt("warmup", "student: scratch, poisoned-init or warmup")
-    loss: str = opt("at", "distillation loss: at, afd, cc, fitnet, kd, sp, mimic (MIMIC's), or finetune-only (no "
-                          "teacher term)")
+    teacher: str = opt("finetuned", "the teacher the student learns from")
+    student: str = opt("warmup", "the student that becomes the purified encoder")
+    loss: str = opt("at", "the distillation loss (finetune-only: no teacher term)")
     placement: str = opt("source", "where the loss applies and how strongly: source (where its paper or the loss "
                                    "zoos put it), authors (the study's defence code, its own form of SP, CC, KD and "
                                    "AFD) or all-stages (the paper's form on every stage at one weight)")
@@ -35,18 +34,23 @@ class DistillConfig(RuntimeConfig, DownstreamConfig):
                                        "'SP'; beside a stage loss it is the lab's addition (0 = off; MIMIC's own "
                                        "clone loss at 1 comes on top)")
     mi_epochs: int = opt(200, "epochs of each stage's mutual-information estimator that sets MIMIC's stage weights "
-                              "(MIMIC: 200)")
-    student_width: float = opt(0.0, "student width multiplier (0 = the suspicious encoder's) for new students")
+                              "(MIMIC: 200)", label="MI estimator epochs", low=1)
+    student_width: float = opt(0.0, "student width multiplier (0 = the suspicious encoder's) for new students",
+                               label="Student width", low=0, high=MAX_WIDTH)
     teacher_epochs: int = opt(20, "SimCLR fine-tuning epochs of the finetuned teacher (lab's choice; NAD: 5-10 "
-                                  "supervised epochs)")
+                                  "supervised epochs)", label="Teacher fine-tune epochs", low=0)
     prune_ratio: float = opt(0.0, "share of the last stage's channels the pruned teacher removes, least active first; "
-                                  "0 = as many as keep the clean kNN accuracy within 4 points (Liu et al.)")
-    prune_epochs: int = opt(5, "SimCLR fine-tuning epochs after pruning (fine-pruning's short fine-tune)")
-    warmup_epochs: int = opt(100, "SimCLR epochs of the warmup student before distillation (lab's choice)")
-    epochs: int = opt(500, "distillation epochs (authors: 500)")
-    batch_size: int = opt(128, "clean images per step (authors: 128)")
-    lr: float = opt(1e-3, "Adam learning rate for the student (authors: 1e-3)")
-    teacher_lr: float = opt(0.0, "Adam learning rate of the teacher's SimCLR fine-tune (0 = lr)")
+                                  "0 = as many as keep the clean kNN accuracy within 4 points (Liu et al.)",
+                             label="Pruned share")
+    prune_epochs: int = opt(5, "SimCLR fine-tuning epochs after pruning (fine-pruning's short fine-tune)",
+                            label="Fine-tune epochs after pruning", low=0)
+    warmup_epochs: int = opt(100, "SimCLR epochs of the warmup student before distillation (lab's choice)",
+                             label="Student warm-up epochs", low=0)
+    epochs: int = opt(500, "distillation epochs (authors: 500)", label="Distillation epochs", low=1)
+    batch_size: int = opt(128, "clean images per step (authors: 128)", label="Batch size", low=2)
+    lr: float = opt(1e-3, "Adam learning rate for the student (authors: 1e-3)", label="Learning rate", low=1e-8)
+    teacher_lr: float = opt(0.0, "Adam learning rate of the teacher's SimCLR fine-tune (0 = lr)",
+                            label="Teacher learning rate", low=0)
     weight_decay: float = opt(1e-6, "Adam weight decay (authors: 1e-6)")
     temperature: float = opt(0.5, "the student's InfoNCE temperature (authors: 0.5)")
     crop_scale: float = opt(0.08, "smallest RandomResizedCrop area fraction of the SimCLR views")

@@ -12,7 +12,6 @@ from ..config import check
 from ..evaluate.downstream import figures
 from ..events import CancelToken
 from ..runs.store import Run
-from .checks import validate
 from .config import DistillConfig
 from .setup import open_defence
 from .students import build_student
@@ -21,7 +20,6 @@ from .trainer import open_setup, suspect_figures, teacher_budget
 
 
 def prepare(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
-    validate(cfg)
     check(bool(cfg.reuse), "reuse", "name the folder the prepared teacher and student are kept in")
     t0 = time.perf_counter()
     if cfg.score_before:  # the downstream task is loaded only to score on
@@ -35,7 +33,7 @@ def prepare(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     summary = {"task": "prepare", "teacher": cfg.teacher, "student": cfg.student, "n_clean": len(clean),
                "kept": [str(p) for p in defence.kept]}
     if setup and teacher:
-        summary.update(suspect_figures(setup), target=setup.task.classes[setup.task.target],
-                       teacher_scores=figures(setup.task.score(teacher.encoder)), teacher_budget=teacher_budget(setup),
+        summary.update(suspect_figures(setup), target=setup.evaluator.classes[setup.evaluator.target],
+                       teacher_scores=figures(setup.evaluator.score(teacher.encoder)), teacher_budget=teacher_budget(setup),
                        teacher_record=defence.records or None)  # fine-pruning: how many channels, what kNN said
     return {**summary, "seconds": {"total": time.perf_counter() - t0}}

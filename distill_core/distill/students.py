@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..choices import Choice
 from ..models.resnet import ProjectionHead, cifar_resnet18
 from .setup import Defence
 
@@ -42,19 +43,17 @@ def warmup(d: Defence):
 
 
 @dataclass(frozen=True)
-class StudentSpec:
-    name: str
-    title: str
+class StudentSpec(Choice):
     build: Callable[[Defence], tuple[nn.Module, nn.Module]]
     simclr_epochs: str = ""   # the config field of its SimCLR phase's epochs ("warmup" phase), if it has one
 
 
 STUDENTS: dict[str, StudentSpec] = {s.name: s for s in (
-    StudentSpec("scratch", "A randomly initialised encoder.", scratch),
+    StudentSpec("scratch", "A randomly initialised encoder.", scratch, knobs=("student_width",)),
     StudentSpec("poisoned-init", "A copy of the suspicious encoder (as in NAD): it starts with the backdoor.",
-                poisoned_init),
+                poisoned_init, cite="Li et al., ICLR 2021"),
     StudentSpec("warmup", "Random initialisation, then SimCLR warm-up on the clean subset (the study's best "
-                "student).", warmup, "warmup_epochs"),
+                "student).", warmup, "warmup_epochs", knobs=("warmup_epochs", "student_width")),
 )}
 
 

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..choices import Choice
 from ..data.augment import to_float
 from ..evaluate.metrics import knn_predict
 from .setup import Defence
@@ -143,21 +144,22 @@ def ensemble(d: Defence) -> nn.Module:
 
 
 @dataclass(frozen=True)
-class TeacherSpec:
-    name: str
-    title: str
+class TeacherSpec(Choice):
     build: Callable[[Defence], nn.Module]
     simclr_epochs: str = ""   # the config field of its SimCLR phase's epochs ("teacher" phase), if it has one
+    kept: str = ""            # the kept SimCLR run it is built from (a sweep trains it once per poisoned encoder)
 
 
 TEACHERS: dict[str, TeacherSpec] = {t.name: t for t in (
     TeacherSpec("poisoned", "The suspicious encoder as it is.", poisoned),
     TeacherSpec("finetuned", "The suspicious encoder after SimCLR fine-tuning on the clean subset "
-                "(the study's best teacher).", finetuned, "teacher_epochs"),
+                "(the study's best teacher).", finetuned, "teacher_epochs", "finetuned", label="fine-tuned",
+                knobs=("teacher_epochs", "teacher_lr")),
     TeacherSpec("pruned", "Fine-pruning: the last stage's least active channels removed, then a short fine-tune.",
-                pruned, "prune_epochs"),
+                pruned, "prune_epochs", "pruned", cite="Liu et al., RAID 2018",
+                knobs=("prune_ratio", "prune_epochs", "teacher_lr")),
     TeacherSpec("ensemble", "The mean of the poisoned and fine-tuned teachers' features.", ensemble,
-                "teacher_epochs"),
+                "teacher_epochs", "finetuned", knobs=("teacher_epochs", "teacher_lr")),
 )}
 
 

@@ -24,13 +24,13 @@ from ..data.datasets import default_target, report_skipped
 from ..data.imageset import ImageSet
 from ..data.triggers import make_trigger
 from ..evaluate.downstream import Downstream, figures
+from ..evaluate.live import LiveCurves
 from ..events import CancelToken
 from ..inspect.attribution import default_method, gradcam_stage
 from ..inspect.film import FILM_IMAGES, Film
 from ..models.checkpoint import save_encoder
 from ..runs.store import Run
 from ..training import FORWARD, planned, simclr_passes, train_epochs
-from .checks import validate
 from .config import DistillConfig
 from .baselines import defence_name
 from .distiller import Distiller
@@ -57,13 +57,13 @@ def distill_plan(cfg: DistillConfig) -> list[dict]:
 @dataclass
 class Setup:
     """What a distillation works with once its inputs are read: the settings (with the encoder's input size),
-    the suspicious encoder and what its attack left, the teachers' and students' raw material, the task that
+    the suspicious encoder and what its attack left, the teachers' and students' raw material, the evaluator that
     scores it all (and its quick version for live curves) and the loss with its stage weights."""
     cfg: DistillConfig
     suspect: Suspect
     defence: Defence
     clean: ImageSet
-    task: Downstream
+    evaluator: Downstream
     quick: Downstream | None
     placement: Placement | None  # the loss where it applies (None: no teacher term)
     calibration: list[dict] | None = None  # each measurement of `--calibrate`, in order
@@ -80,72 +80,51 @@ def open_setup(cfg: DistillConfig, run: Run, cancel: CancelToken) -> Setup:
     target = cfg.target or (suspect.target if suspect.scored_on(cfg.downstream) else "") or default_target(cfg.downstream)
     check(bool(target), "target", f"'{cfg.downstream}' has no usual target class: name one")
     trigger = make_trigger(cfg.trigger or suspect.trigger or "white", cfg.image_size)
-    task = Downstream(cfg, rt, trigger, target)
+    evaluator = Downstream(cfg, rt, trigger, target)
     quick = Downstream.quick(cfg, rt, trigger, target) if cfg.eval_every else None
-    report_skipped(run, clean, task.train, task.test)
+    report_skipped(run, clean, evaluator.train, evaluator.test)
     placement = loss_placement(cfg)
     where = f" ({cfg.placement}: {placement.note})" if placement else ""
     run({"kind": "log", "message": f"{len(clean)} clean images of {cfg.data}; teacher {cfg.teacher}, student "
                                    f"{cfg.student}, loss {cfg.loss}{where}; {rt.describe()['name']}, {rt.precision}"})
-    return Setup(cfg, suspect, defence, clean, task, quick, placement)
+    return Setup(cfg, suspect, defence, clean, evaluator, quick, placement)
 
 
-class LiveCurves:
-    """Quick CA/ASR estimates of the student every `eval_every` epochs, the best epoch by quick CA, and (for an
-    attack's encoder) the film of its triggered images, recorded at each estimate."""
+class FilmedCurves(LiveCurves):
+    """The student's live curves and, for an attack's encoder, the film of its triggered images, recorded at each
+    estimate."""
 
     def __init__(self, setup: Setup, student: nn.Module, run: Run):
-        self.quick, self.student, self.run, self.every = setup.quick, student, run, setup.cfg.eval_every
-        self.last = setup.cfg.epochs
-        self.curves: list[dict] = []
-        self.best = {"epoch": 0, "ca": -1.0}
+        super().__init__(setup.quick, student, run, setup.cfg.eval_every, setup.cfg.epochs, phase="distill")
         self.film = None
         if self.quick and (setup.suspect.weights.parent / "trigger.npz").is_file():
             shown = self.quick.test.images[self.quick.gallery_index()[:FILM_IMAGES]]
             shape = setup.defence.suspicious.shape
-            self.film = Film(setup.task.trigger(to_float(shown).to(setup.defence.rt.device)), self.quick.classes,
+            self.film = Film(setup.evaluator.trigger(to_float(shown).to(setup.defence.rt.device)), self.quick.classes,
                              default_method(shape), gradcam_stage(setup.cfg.downstream, shape))
 
     def start(self, suspicious: nn.Module) -> None:
-        """The starting point: the film's first frame is the suspicious encoder, before any defence (epoch -1);
-        the curves start from the student as it enters the distillation."""
+        """The film's first frame is the suspicious encoder, before any defence (epoch -1); the curves start from
+        the student as it enters the distillation."""
         if self.film is not None:
             self.film.record(-1, suspicious, self.quick.fit(suspicious))
-        if self.quick:
-            self.curves.append({"epoch": 0, **self.estimate(0)})
-            self.run({"kind": "epoch", "phase": "distill", "epochs": self.last, **self.curves[-1]})
+        super().start()
 
-    def due(self, epoch: int) -> bool:
-        return bool(self.quick) and (epoch % self.every == 0 or epoch == self.last)
-
-    def estimate(self, epoch: int) -> dict:
-        probe = self.quick.fit(self.student)
-        figs = figures(self.quick.score(self.student, probe))
+    def estimated(self, epoch: int, probe) -> None:
         if self.film is not None:
-            self.film.record(epoch, self.student, probe)
+            self.film.record(epoch, self.model, probe)
             self.film.save_npz(self.run.file("film.npz"))
-        return figs
-
-    def record(self, epoch: int, event: dict) -> bool:
-        """Add this epoch's estimate to its event and the curves; True when it is the best quick CA so far."""
-        event.update(self.estimate(epoch))
-        self.curves.append({"epoch": epoch, **figures(event)})
-        if event["ca"] <= self.best["ca"]:
-            return False
-        self.best = {"epoch": epoch, "ca": event["ca"]}
-        return True
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "curves": self.curves, "film": self.film and self.film.state_dict()}
+        return {**super().state_dict(), "film": self.film and self.film.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.best, self.curves = state["best"], state["curves"]
+        super().load_state_dict(state)
         if self.film is not None:
             self.film.load_state_dict(state["film"])
 
 
 def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
-    validate(cfg)
     t0 = time.perf_counter()
     state = load_state(run.file(STATE_FILE)) if run.resumed else None
     if run.resumed and state is None:
@@ -154,11 +133,11 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
         run({"kind": "plan", "parts": distill_plan(cfg)})
     torch.manual_seed(cfg.seed)
     setup = open_setup(cfg, run, cancel)
-    cfg, task, rt, suspicious = setup.cfg, setup.task, setup.defence.rt, setup.defence.suspicious
+    cfg, evaluator, rt, suspicious = setup.cfg, setup.evaluator, setup.defence.rt, setup.defence.suspicious
     seconds = {"setup": time.perf_counter() - t0}
 
     t = time.perf_counter()
-    scores = {"poisoned": task.score(suspicious) if cfg.score_before else None}
+    scores = {"poisoned": evaluator.score(suspicious) if cfg.score_before else None}
     seconds["evaluate"] = time.perf_counter() - t
     t = time.perf_counter()
     teacher = build_teacher(setup.defence) if setup.placement else None
@@ -167,7 +146,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
     student, head = build_student(setup.defence)
     seconds["student"] = time.perf_counter() - t
     t = time.perf_counter()
-    scores["teacher"] = task.score(teacher.encoder) if teacher and cfg.score_before else None  # what it learns from
+    scores["teacher"] = evaluator.score(teacher.encoder) if teacher and cfg.score_before else None  # what it learns from
     seconds["evaluate"] += time.perf_counter() - t
 
     torch.manual_seed(cfg.seed)  # the same start whether teachers and students were trained, reused or scored
@@ -179,7 +158,7 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
         uncalibrated = weigh(setup, distiller, run, cancel)
         if cfg.calibrate:
             calibrate_weights(setup, uncalibrated, distiller, teacher, run, "at the start")
-    live = LiveCurves(setup, student, run)
+    live = FilmedCurves(setup, student, run)
     step, epoch = 0, 0
     if state is not None:  # the setup above is rebuilt from the seed; the loop carries on where it stopped
         epoch, step = resume(state, setup, distiller, live, run)
@@ -209,8 +188,8 @@ def run_distill(cfg: DistillConfig, run: Run, cancel: CancelToken) -> dict:
         save_student(setup, distiller, run, "encoder.safetensors", epoch)  # the last weights survive a crash
 
     t = time.perf_counter()
-    scores["distilled"] = task.score(student)
-    task.save_gallery(run.file("gallery.npz"))
+    scores["distilled"] = evaluator.score(student)
+    evaluator.save_gallery(run.file("gallery.npz"))
     seconds["evaluate"] += time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     run.file(STATE_FILE).unlink(missing_ok=True)  # finished: nothing left to resume
@@ -243,7 +222,7 @@ def calibrate_weights(setup: Setup, base: Placement, distiller: Distiller, teach
     run({"kind": "log", "message": f"calibrated {cfg.loss} {when}: {factors}"})
 
 
-def resume(state: dict, setup: Setup, distiller: Distiller, live: LiveCurves, run: Run) -> tuple[int, int]:
+def resume(state: dict, setup: Setup, distiller: Distiller, live: FilmedCurves, run: Run) -> tuple[int, int]:
     """Load a checkpoint's loop state; (epoch, step) it stopped after."""
     distiller.load_state_dict(state["distiller"])
     if setup.placement and "placement" in state:  # the weights the run measured (MIMIC's, calibration's)
@@ -262,7 +241,7 @@ def save_student(setup: Setup, distiller: Distiller, run: Run, name: str, epoch:
     prov = {"task": "distill", "run": run.id, "command": run.record.get("command"), "epoch": epoch,
             "suspicious_encoder": str(suspect.weights), "teacher": cfg.teacher, "student": cfg.student,
             "loss": cfg.loss, **loss_record(setup), "trigger": cfg.trigger or suspect.trigger,
-            "target": setup.task.classes[setup.task.target], "downstream": cfg.downstream, "config": asdict(cfg)}
+            "target": setup.evaluator.classes[setup.evaluator.target], "downstream": cfg.downstream, "config": asdict(cfg)}
     return save_encoder(run.file(name), distiller.student, distiller.head, prov)
 
 
@@ -289,14 +268,14 @@ def suspect_figures(setup: Setup) -> dict:
     return {"attack": attack.get("attack"), **same}
 
 
-def summarise(setup: Setup, scores: dict, live: LiveCurves, run: Run, seconds: dict) -> dict:
+def summarise(setup: Setup, scores: dict, live: FilmedCurves, run: Run, seconds: dict) -> dict:
     """The run's summary: the figures before (poisoned, teacher) and after, per class, the gallery, the curves."""
-    cfg, suspect, task = setup.cfg, setup.suspect, setup.task
+    cfg, suspect, evaluator = setup.cfg, setup.suspect, setup.evaluator
     choice = {"teacher": cfg.teacher, "student": cfg.student, "loss": cfg.loss}
     summary = {"task": "distill", **choice, "defence": defence_name(choice, config=asdict(cfg)),
                "teacher_budget": teacher_budget(setup), "teacher_record": setup.defence.records or None,
                **loss_record(setup), "n_clean": len(setup.clean), "downstream": cfg.downstream,
-               "target": task.classes[task.target], "trigger": cfg.trigger or suspect.trigger,
+               "target": evaluator.classes[evaluator.target], "trigger": cfg.trigger or suspect.trigger,
                "suspicious_encoder": str(suspect.weights)}
     summary.update(suspect_figures(setup))
     poisoned, distilled = scores["poisoned"], scores["distilled"]
@@ -305,7 +284,7 @@ def summarise(setup: Setup, scores: dict, live: LiveCurves, run: Run, seconds: d
                     "teacher_scores": scores["teacher"] and figures(scores["teacher"]),
                     "distilled": figures(distilled),
                     "per_class": {**{k: v["per_class"] for k, v in before.items()}, "distilled": distilled["per_class"]},
-                    "gallery": task.gallery(**before, distilled=distilled),
+                    "gallery": evaluator.gallery(**before, distilled=distilled),
                     "best": live.best if live.quick else None, "curves": live.curves,
                     "encoder": str(run.file("encoder.safetensors")), "seconds": seconds})
     summary["verdict"] = recipe.verdict(summary)

@@ -12,7 +12,7 @@ from ..device import Runtime
 from ..evaluate.downstream import Downstream
 from ..events import cancel_point
 from .attribution import ProbeLogits, SimilarityToReference, attribute
-from .figures import trigger_share
+from .share import trigger_share
 from .story import Story
 
 
@@ -28,26 +28,26 @@ def spread(values: torch.Tensor) -> dict:
 
 
 def attention(story: Story, encoders: dict, x: torch.Tensor, method: str, stage: str, quantity: str,
-              rt: Runtime, batch_size: int = 32, task: Downstream | None = None,
+              rt: Runtime, batch_size: int = 32, evaluator: Downstream | None = None,
               probes: dict | None = None) -> dict[str, dict]:
     """Per encoder, for triggered float images x: attribution maps [N, H, W] of `quantity`, trigger shares [N],
     cosine similarities [N] to the mean target-reference embedding and, when there are probes (fitted here for
-    any quantity but similarity, or given with their `task`), the predicted classes [N]."""
+    any quantity but similarity, or given with their `evaluator`), the predicted classes [N]."""
     x, mask, out = x.to(rt.device), story.trigger.mask.to(rt.device), {}
     refs = to_float(story.references).to(rt.device)
-    task = task or (downstream_task(story, rt) if quantity != "similarity" else None)
+    evaluator = evaluator or (downstream_task(story, rt) if quantity != "similarity" else None)
     for role, encoder in encoders.items():
         encoder = encoder.to(rt.device)
         similarity_model = SimilarityToReference(encoder, refs)
         found = {}
-        if task is not None:
-            probe_model = ProbeLogits(encoder, probes[role] if probes else task.fit(encoder))
+        if evaluator is not None:
+            probe_model = ProbeLogits(encoder, probes[role] if probes else evaluator.fit(encoder))
             with torch.no_grad():
                 found["predicted"] = probe_model(x).argmax(1)
         if quantity == "similarity":
             model, target = similarity_model, 0
         else:
-            model, target = probe_model, task.target if quantity == "target" else found["predicted"]
+            model, target = probe_model, evaluator.target if quantity == "target" else found["predicted"]
         targets = target.split(batch_size) if torch.is_tensor(target) else [target] * len(x.split(batch_size))
         maps = []
         for chunk, t in zip(x.split(batch_size), targets):

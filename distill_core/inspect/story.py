@@ -39,14 +39,14 @@ class Story:
     def encoders(self) -> dict[str, torch.nn.Module]:
         return {role: load_encoder(path)[0].eval().requires_grad_(False) for role, path in self.weights.items()}
 
-    def probes(self, task: Downstream, encoders: dict[str, torch.nn.Module]) -> dict[str, Probe]:
-        """Each encoder's probe on `task`, fitted once per story and kept in its folder: fitting three took 6 s on
+    def probes(self, evaluator: Downstream, encoders: dict[str, torch.nn.Module]) -> dict[str, Probe]:
+        """Each encoder's probe on `evaluator`'s task, fitted once per story and kept in its folder: fitting three took 6 s on
         the laptop profile, loading them takes milliseconds. A folder that cannot be written costs only the fit."""
-        key = json.dumps({"task": self.downstream, "probe": asdict(task.probe_cfg), "roles": sorted(encoders)},
+        key = json.dumps({"task": self.downstream, "probe": asdict(evaluator.probe_cfg), "roles": sorted(encoders)},
                          sort_keys=True, default=str)
         probes = load_probes(self.folder / PROBES_FILE, key)
         if probes is None:
-            probes = {role: task.fit(encoder) for role, encoder in encoders.items()}
+            probes = {role: evaluator.fit(encoder) for role, encoder in encoders.items()}
             try:
                 save_probes(self.folder / PROBES_FILE, probes, key)
             except OSError:

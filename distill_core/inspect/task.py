@@ -53,7 +53,6 @@ def validate(cfg: InspectConfig) -> None:
 
 
 def inspect_run(cfg: InspectConfig, run: Run, cancel: CancelToken) -> dict:
-    validate(cfg)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rt = Runtime.create(cfg.device, "fp32")  # gradients of the explained value, at full precision

@@ -10,16 +10,19 @@ resumable task on from its last checkpoint, in the same folder.
 from __future__ import annotations
 
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import torch
 
-from ..config import with_overrides
+from ..config import check, with_overrides
 from ..presets import preset_overrides
 from ..events import CancelToken, Cancelled, OnEvent, cancellable
 from .store import Run, RunStore, load_run
+
+
+Registry = Mapping | Sequence | Callable[[], Sequence]  # names of a choice: a registry, a tuple, or a function
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,20 @@ class Task:
     description: str
     validate: Callable = lambda cfg: None     # refuses bad settings before any work, naming the field
     variant: str = ""                         # a config field that picks the config class, e.g. "attack"
-    variants: dict[str, type] = field(default_factory=dict)
+    variants: Mapping = field(default_factory=dict)  # its values' registry, each entry with its `.config` class
     resumable: bool = False                   # keeps a checkpoint a run can carry on from (`Run.resumed`)
     named: Callable = lambda cfg: {}          # settings a named choice in the config brings (a named defence)
+    choices: dict[str, Registry] = field(default_factory=dict)  # config field -> the registry naming its values
+
+    def check(self, cfg) -> None:
+        """Refuse bad settings before any work, naming the field: each named choice first (empty passes where
+        it is the field's default: 'none' or 'the preset's'), then the task's own checks."""
+        defaults = {f.name: f.default for f in fields(cfg)}
+        for name, registry in self.choices.items():
+            value, registry = getattr(cfg, name), names_in(registry)
+            check(value in registry or value == defaults[name] == "", name,
+                  f"unknown {value!r}; choose {', '.join(registry)}")
+        self.validate(cfg)
 
     def config_for(self, variant: str | None) -> type:
         """The config class for a variant name (None: the task's default class)."""
@@ -40,7 +54,12 @@ class Task:
             return self.config
         if variant not in self.variants:
             raise ValueError(f"{self.variant}: unknown '{variant}'; choose {', '.join(self.variants)}")
-        return self.variants[variant]
+        return self.variants[variant].config
+
+
+def names_in(registry: Registry) -> Mapping | Sequence:
+    """A registry's entries by name (one given as a function is read when asked, so it sees later entries)."""
+    return registry() if callable(registry) else registry
 
 
 TASKS: dict[str, Task] = {}
@@ -127,6 +146,7 @@ def resumable(path: str | Path) -> tuple[str, object]:
 def _execute(spec: Task, config, run: Run, cancel: CancelToken) -> tuple[Path, dict]:
     try:
         with cancellable(cancel):
+            spec.check(config)
             summary = spec.fn(config, run, cancel)
     except Cancelled as e:
         run.finish("cancelled", error=str(e))

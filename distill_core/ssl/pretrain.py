@@ -71,7 +71,6 @@ def pretrain_plan(cfg: PretrainConfig) -> list[dict]:
 
 
 def pretrain(cfg: PretrainConfig, run: Run, cancel: CancelToken) -> dict:
-    validate(cfg)
     run({"kind": "plan", "parts": pretrain_plan(cfg)})
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)

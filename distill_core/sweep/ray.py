@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..events import CancelToken, Cancelled
 from ..files import write_atomic
-from .plan import SweepJob, run_job
+from .schedule import SweepJob, run_job
 
 CELL_FILES = ("config.json", "summary.json", "events.jsonl")  # what a cell sends back (weights stay)
 

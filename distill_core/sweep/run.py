@@ -14,8 +14,8 @@ from ..events import CancelToken
 from ..files import write_atomic, write_json
 from ..runs.store import Run
 from . import table
-from .config import SweepConfig, levels, validate
-from .plan import JOB_TASKS, SweepJob, as_json, config_hash, finished, plan, run_job
+from .config import SweepConfig, levels
+from .schedule import JOB_TASKS, SweepJob, as_json, config_hash, finished, run_job, schedule
 
 
 def run_locally(jobs: list[SweepJob], root: Path, results: dict, report, cancel: CancelToken, address: str = "") -> None:
@@ -33,14 +33,13 @@ def run_locally(jobs: list[SweepJob], root: Path, results: dict, report, cancel:
 def check_jobs(jobs: list[SweepJob]) -> None:
     """Every stage's and cell's settings, before the first job starts."""
     for job in jobs:
-        JOB_TASKS[job.task].validate(job.config)
+        JOB_TASKS[job.task].check(job.config)
 
 
 def sweep(cfg: SweepConfig, run: Run, cancel: CancelToken) -> dict:
-    validate(cfg)
     t0 = time.perf_counter()
     root = run.path.resolve()
-    jobs = plan(cfg, root)
+    jobs = schedule(cfg, root)
     check_jobs(jobs)
     by_key = {job.key: job for job in jobs}
     results = {job.key: {"status": "done", "summary": s}

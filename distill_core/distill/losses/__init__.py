@@ -1,19 +1,29 @@
-"""Distillation losses by name, one file each (the layout of mdistiller's and RepDistiller's zoos).
+"""Distillation losses by name, one file each (the layout of mdistiller's and RepDistiller's zoos), found by
+looking: every module here that declares a `SPEC` is registered, so a new loss is its file and its docs rows.
+The study's six come first, by name, then the others (MIMIC), then `finetune-only`.
 
 `finetune-only` is the baseline with no teacher term: the student trains on its SimCLR loss alone, so a
 user sees what each loss adds over plain fine-tuning on the same clean data.
 """
+import importlib
+import pkgutil
 from dataclasses import replace
 
 from ..config import DistillConfig, given_weights
-from . import afd, at, cc, fitnet, kd, mimic, sp
 from .base import PLACEMENTS, LossSpec, Placement
 
 FINETUNE_ONLY = LossSpec("finetune-only", "No teacher term: the student only trains with SimCLR on the clean "
-                         "subset (the baseline every loss should beat).", "", None)
+                         "subset (the baseline every loss should beat).", None, label="fine-tuning only")
 
-LOSSES: dict[str, LossSpec] = {s.name: s for s in (at.SPEC, afd.SPEC, cc.SPEC, fitnet.SPEC, kd.SPEC, sp.SPEC,
-                                                   mimic.SPEC, FINETUNE_ONLY)}
+
+
+def declared() -> list[LossSpec]:
+    """The `SPEC` of every module in this folder, the study's first."""
+    modules = (importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__))
+    return sorted((m.SPEC for m in modules if hasattr(m, "SPEC")), key=lambda spec: (not spec.study, spec.name))
+
+
+LOSSES: dict[str, LossSpec] = {s.name: s for s in (*declared(), FINETUNE_ONLY)}
 
 
 def loss_placement(cfg: DistillConfig) -> Placement | None:

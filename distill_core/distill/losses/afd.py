@@ -90,7 +90,7 @@ class AuthorsAFD(AttentionFeatureDistillation):
 
 
 SPEC = LossSpec("afd", "Attention-based feature distillation: match per-channel maps, weighted by a learned "
-                "attention over the teacher's channels.", "Wang et al., ICLR 2020", AttentionFeatureDistillation,
+                "attention over the teacher's channels.", AttentionFeatureDistillation, cite="Wang et al., ICLR 2020", label="AFD",
                 weight=1000.0, source_weights={s: 125.0 for s in STAGES},
                 source_note="every stage, 500 averaged over the four (Knowledge-Distillation-Zoo)",
                 authors=Placement("afd", {s: 1000.0 for s in STAGES}, AuthorsAFD,

@@ -39,6 +39,6 @@ class AttentionTransfer(nn.Module):
 
 
 SPEC = LossSpec("at", "Attention transfer: match where each stage's activations concentrate (spatial maps).",
-                "Zagoruyko & Komodakis, ICLR 2017", AttentionTransfer, weight=1000.0,
+                AttentionTransfer, cite="Zagoruyko & Komodakis, ICLR 2017", label="AT", weight=1000.0,
                 source_weights={s: 500.0 for s in STAGES},
                 source_note="every stage at 500: the paper's code adds beta/2 x this loss per group, beta = 1000")

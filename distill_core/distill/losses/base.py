@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...choices import Choice
 from ...models.resnet import STAGES
 
 PLACEMENTS = ("source", "authors", "all-stages")
@@ -48,10 +49,7 @@ AUTHORS_WEIGHT = 1000.0  # the defence code's beta on each of the four stages
 
 
 @dataclass(frozen=True)
-class LossSpec:
-    name: str
-    title: str                        # one line for the app and the CLI
-    source: str                       # the paper that defines it
+class LossSpec(Choice):
     build: Build | None               # the paper's form; None: no teacher term
     weight: float = 0.0               # the one weight of `all-stages`
     source_weights: dict[str, float] = field(default_factory=dict)  # where its source puts it

@@ -60,7 +60,7 @@ class ShiftedProduct(nn.Module):
 
 
 SPEC = LossSpec("cc", "Correlation congruence: match how similar each pair of images in the batch looks "
-                "(a kernel over pooled features).", "Peng et al., ICCV 2019", CorrelationCongruence, weight=1000.0,
+                "(a kernel over pooled features).", CorrelationCongruence, cite="Peng et al., ICCV 2019", label="CC", weight=1000.0,
                 source_weights={"layer4": 100.0},
                 source_note="the final embedding at 100 (Knowledge-Distillation-Zoo)",
                 authors=Placement("cc", {s: 1000.0 for s in STAGES}, ShiftedProduct,

@@ -29,7 +29,7 @@ class Hint(nn.Module):
 
 
 SPEC = LossSpec("fitnet", "FitNets hints: regress the teacher's feature maps themselves (through a learned "
-                "regressor when widths differ).", "Romero et al., ICLR 2015", Hint, weight=1000.0,
+                "regressor when widths differ).", Hint, cite="Romero et al., ICLR 2015", label="FitNet", weight=1000.0,
                 source_weights={"layer2": 100.0},
                 source_note="one hint, layer2, at 100 (RepDistiller's hint layer and beta); the paper's "
                             "separate hint stage is not run: the hint trains alongside, as in the defence")

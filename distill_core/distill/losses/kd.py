@@ -58,7 +58,7 @@ class PerPositionKD(nn.Module):
 
 
 SPEC = LossSpec("kd", "Knowledge distillation: match the temperature-softened distribution of each pooled "
-                "embedding.", "Hinton et al., 2015", SoftEmbedding, weight=1000.0, source_weights={"layer4": 0.9},
+                "embedding.", SoftEmbedding, cite="Hinton et al., 2015", label="KD", weight=1000.0, source_weights={"layer4": 0.9},
                 source_note="the network's output, here the final embedding, at 0.9 (RepDistiller's alpha)",
                 authors=Placement("kd", {"layer1": 1000.0}, PerPositionKD,
                                   "the authors' code: per position, over channels, summed over positions, on layer1 only, at 1000",

@@ -124,8 +124,8 @@ def mi_weights(placement: Placement, student: nn.Module, clean: torch.Tensor, rt
 NOTE = ("MIMIC's code: attention transfer on every stage at 1000 + 10000 x its share of the mutual information "
         "with the embedding, and the clone loss (cosine of the final embeddings) at 1")
 SPEC = LossSpec("mimic", "MIMIC: attention transfer on every stage, weighted by each stage's mutual information with "
-                "the embedding, plus a clone loss on the final embedding.", "Han et al., IEEE TIFS 2025",
-                AttentionTransfer, weight=BASE + MOMENTUM / len(STAGES), source_weights={s: BASE for s in STAGES},
+                "the embedding, plus a clone loss on the final embedding.", AttentionTransfer,
+                cite="Han et al., IEEE TIFS 2025", label="MIMIC", weight=BASE + MOMENTUM / len(STAGES), source_weights={s: BASE for s in STAGES},
                 source_note=NOTE, embedding=1.0, weigh=mi_weights, study=False, term="AT",
                 authors=Placement("mimic", {s: BASE for s in STAGES}, AttentionTransfer, NOTE + " (the study's "
                                   "authors' own code, as `source`)", embedding=1.0, weigh=mi_weights))

@@ -48,7 +48,7 @@ class NegativeCosine(nn.Module):
 
 
 SPEC = LossSpec("sp", "Similarity preserving: match the batch's image-to-image similarity (Gram) matrices.",
-                "Tung & Mori, ICCV 2019", SimilarityPreserving, weight=3000.0, source_weights={"layer4": 3000.0},
+                SimilarityPreserving, cite="Tung & Mori, ICCV 2019", label="SP", weight=3000.0, source_weights={"layer4": 3000.0},
                 source_note="the last stage at 3000 (the paper's gamma; RepDistiller, mdistiller)",
                 authors=Placement("sp", {"layer4": 1.0}, NegativeCosine,
                                   "the authors' code: minus the cosine of the final embeddings at 1, no similarity "

@@ -1,5 +1,5 @@
-"""A sweep as jobs: the shared stages (one clean encoder, one poisoned encoder per attack and target, one
-fine-tuned or pruned teacher per poisoned encoder and seed, one warm-up student per seed), then one
+"""A sweep's schedule: its jobs in order, the shared stages (one clean encoder, one poisoned encoder per attack
+and target, one fine-tuned or pruned teacher per poisoned encoder and seed, one warm-up student per seed), then one
 distillation per cell, each naming the jobs it needs. Each job is a task run in its own folder of the
 sweep's; a job is finished when its folder holds a `done` run of exactly its config, so a rerun skips it,
 and an unfinished one is cleared and starts over.
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
 
-from ..distill import LOSSES, PREPARE_TASK
+from ..distill import LOSSES, PREPARE_TASK, TEACHERS
 from ..pipeline import STAGES, stage_config
 from ..presets import preset_encoder
 from ..events import CancelToken
@@ -45,11 +45,11 @@ def slug(name: str) -> str:
 
 
 def teacher_stage(teacher: str) -> str | None:
-    """The kept SimCLR run a teacher is built from (the ensemble averages the fine-tuned one with the poisoned)."""
-    return {"finetuned": "finetuned", "ensemble": "finetuned", "pruned": "pruned"}.get(teacher)
+    """The kept SimCLR run a teacher is built from, as its entry says (none: the poisoned encoder as it is)."""
+    return TEACHERS[teacher].kept or None
 
 
-def plan(cfg: SweepConfig, root: Path) -> list[SweepJob]:
+def schedule(cfg: SweepConfig, root: Path) -> list[SweepJob]:
     root, lv, settings = Path(root).resolve(), levels(cfg), stage_settings(cfg)
     jobs: list[SweepJob] = []
 
