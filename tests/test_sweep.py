@@ -34,6 +34,9 @@ def sweep_config(**kw) -> SweepConfig:
     ("settings", "{bad", "not valid JSON"), ("settings", '{"distil": {}}', "unknown stage 'distil'"),
     ("settings", '{"distill": {"lr2": 1}}', "no field 'lr2'"), ("settings", '[1]', "JSON object"),
     ("placements", "everywhere", "unknown 'everywhere'"), ("placements", "source,calibrated", "unknown 'calibrated'"),
+    ("placements", "source+calibrated", "'source\\+calibrated' is two settings now: placements: source and "
+                                        "calibrated: source"),
+    ("calibrated", "everywhere", "calibrated: unknown 'everywhere'"),
 ])
 def test_bad_grids_are_refused_naming_the_field(field, value, says):
     with pytest.raises(ValueError, match=says) as e:
@@ -301,12 +304,15 @@ def test_the_paper_preset_is_the_reference_setup(tmp_path):
 
 
 def test_a_sweep_places_every_cell_and_calibrates_all_but_finetune_only(tmp_path):
-    from distill_core.distill import validate as validate_distill
-    cfg = sweep_config(losses="at,sp,finetune-only", placements="authors+calibrated,source")
+    from distill_core.distill import DISTILL_TASK
+    cfg = sweep_config(losses="at,sp,finetune-only", placements="authors,source", calibrated="authors,source")
     cells = [j for j in schedule(cfg, tmp_path) if j.task == "distill"]
     placed = {(c.config.loss, c.cell["placement"]): (c.config.placement, c.config.calibrate) for c in cells}
-    assert placed == {("at", "authors+calibrated"): ("authors", True), ("sp", "authors+calibrated"): ("authors", True),
-                      ("at", "source"): ("source", False), ("sp", "source"): ("source", False),
-                      ("finetune-only", "authors+calibrated"): ("authors", False)}  # nothing placed: run once
+    assert placed == {  # a table names a calibrated placement's level NAME+calibrated
+        **{(loss, "authors+calibrated"): ("authors", True) for loss in ("at", "sp")},
+        **{(loss, "authors"): ("authors", False) for loss in ("at", "sp")},
+        **{(loss, "source+calibrated"): ("source", True) for loss in ("at", "sp")},
+        **{(loss, "source"): ("source", False) for loss in ("at", "sp")},
+        ("finetune-only", "authors"): ("authors", False)}  # nothing placed: run once, under the first level
     for c in cells:
-        validate_distill(c.config)
+        DISTILL_TASK.check(c.config)

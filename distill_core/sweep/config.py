@@ -29,19 +29,19 @@ class SweepConfig(StagesConfig):
     losses: str = opt(TEACHER_LOSSES, "distillation losses, comma-separated")
     seeds: str = opt("0", "the defence's seeds, comma-separated (the pre-training and attacks use seed)")
     placements: str = opt("source", "where the losses apply, comma-separated: source (each where its paper puts "
-                                    "it), authors (the study's defence code) or all-stages, each also as "
-                                    "NAME+calibrated (weights scaled to attention transfer's starting gradient)")
+                                    "it), authors (the study's defence code) or all-stages")
+    calibrated: str = opt("", "placements also run with each stage weight scaled to attention transfer's pull at the "
+                              "same stage (distill --calibrate), comma-separated, e.g. source; tables name such a "
+                              "level source+calibrated")
     settings: str = opt("", "JSON of stage settings: {\"pretrain\"|\"attack\"|\"attack.drupe\"|\"distill\": "
                             "{field: value}}")
     ray: str = opt("", "run the cells on Ray: auto (this machine's cluster), local (start one here) or an "
                        "address; empty = one after another in this process")
 
 
-CALIBRATED = "+calibrated"
-WEIGHTINGS = {name: (placement, calibrated) for placement in PLACEMENTS for calibrated in (False, True)
-              for name in [placement + CALIBRATED * calibrated]}  # a placement level: (placement, calibrate)
+CALIBRATED = "+calibrated"  # a calibrated placement's level: source+calibrated
 FACTORS = {"attack": ("attacks", ATTACKS), "downstream": ("downstreams", None), "teacher": ("teachers", TEACHERS),
-           "student": ("students", STUDENTS), "loss": ("losses", LOSSES), "placement": ("placements", WEIGHTINGS),
+           "student": ("students", STUDENTS), "loss": ("losses", LOSSES), "placement": ("placements", PLACEMENTS),
            "seed": ("seeds", None)}
 
 
@@ -51,12 +51,19 @@ def names(text) -> list[str]:
 
 
 def levels(cfg: SweepConfig) -> dict[str, list]:
-    """Each factor's values, in the order given: {"attack": [...], ..., "seed": [0, 1]}."""
+    """Each factor's values, in the order given: {"attack": [...], ..., "seed": [0, 1]}; the placements, then the
+    calibrated ones."""
     out = {}
     for factor, (name, _) in FACTORS.items():
         values = names(getattr(cfg, name) or (cfg.downstream if factor == "downstream" else ""))
         out[factor] = [int(v) for v in values] if factor == "seed" else values
+    out["placement"] += [p + CALIBRATED for p in names(cfg.calibrated)]
     return out
+
+
+def split_level(level: str) -> tuple[str, bool]:
+    """A placement level as (placement, calibrate)."""
+    return level.removesuffix(CALIBRATED), level.endswith(CALIBRATED)
 
 
 def stage_settings(cfg: SweepConfig) -> dict[str, dict]:
@@ -67,6 +74,9 @@ def validate(cfg: SweepConfig) -> None:
     import importlib.util
     check(not cfg.ray or importlib.util.find_spec("ray") is not None, "ray",
           "running on Ray needs it installed: pip install 'ray>=2.9'")
+    packed = next((p for p in names(cfg.placements) if p.endswith(CALIBRATED)), None)
+    check(not packed, "placements", f"{packed!r} is two settings now: placements: {split_level(packed or '')[0]} and "
+          f"calibrated: {split_level(packed or '')[0]}")
     for factor, (name, registry) in FACTORS.items():
         raw = names(getattr(cfg, name))
         check(bool(raw) or factor == "downstream", name, "name at least one")
@@ -77,6 +87,8 @@ def validate(cfg: SweepConfig) -> None:
         if factor == "seed":
             check(all(v.lstrip("-").isascii() and v.lstrip("-").isdigit() for v in raw), name,
                   f"{getattr(cfg, name)!r} is not a comma-separated list of whole numbers")
+    unknown = [p for p in names(cfg.calibrated) if p not in PLACEMENTS]
+    check(not unknown, "calibrated", f"unknown {', '.join(map(repr, unknown))}; choose from {', '.join(PLACEMENTS)}")
     for ds in levels(cfg)["downstream"]:
         check_dataset(ds, "downstreams")
     try:

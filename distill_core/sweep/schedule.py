@@ -20,7 +20,7 @@ from ..presets import preset_encoder
 from ..events import CancelToken
 from ..runs.registry import TaskFailed, run_task
 from ..runs.store import load_run
-from .config import FACTORS, WEIGHTINGS, SweepConfig, levels, stage_settings
+from .config import FACTORS, SweepConfig, levels, split_level, stage_settings
 
 JOB_TASKS = {**STAGES, PREPARE_TASK.name: PREPARE_TASK}
 PREPARED = "prepared"  # the sweep's `reuse` folder: kept teachers and warm-up students
@@ -85,16 +85,16 @@ def schedule(cfg: SweepConfig, root: Path) -> list[SweepJob]:
                 for (a, ds), seed, name in product(attacks, lv["seed"], kept)}
     for values in product(*lv.values()):
         cell = dict(zip(FACTORS, values))
-        a, ds, teacher, student, loss, weighting, seed = values
-        if not LOSSES[loss].build and weighting != lv["placement"][0]:
+        a, ds, teacher, student, loss, level, seed = values
+        if not LOSSES[loss].build and level != lv["placement"][0]:
             continue  # no teacher term, nothing placed: one run, under the first placement
-        placement, calibrate = WEIGHTINGS[weighting]
+        placement, calibrate = split_level(level)
         needs = [attacks[a, ds]]
         if LOSSES[loss].build and teacher_stage(teacher):
             needs.append(teachers[teacher_stage(teacher), a, ds, seed])
         if student == "warmup":
             needs.append(warmups[seed])
-        add(SweepJob(f"cells/{a}-{slug(ds)}-{teacher}-{student}-{loss}-{weighting}-s{seed}", "distill",
+        add(SweepJob(f"cells/{a}-{slug(ds)}-{teacher}-{student}-{loss}-{level}-s{seed}", "distill",
                 distill(a, ds, teacher=teacher, student=student, loss=loss, seed=seed, placement=placement,
                         calibrate=calibrate and bool(LOSSES[loss].build)),  # finetune-only has nothing to scale
                 tuple(needs), cell))
