@@ -87,12 +87,13 @@ def check_types(cfg) -> None:
 
 def check_ranges(cfg) -> None:
     """Every field that declares a range (`opt(..., low=, high=)`) holds a value inside it."""
-    for f in fields(cfg):
-        low, high, value = f.metadata.get("low"), f.metadata.get("high"), getattr(cfg, f.name)
-        if high is not None:
+    for f in (f for f in fields(cfg) if "low" in f.metadata or "high" in f.metadata):
+        low, high, value = f.metadata.get("low", -math.inf), f.metadata.get("high", math.inf), getattr(cfg, f.name)
+        if high < math.inf:
             check(low <= value <= high, f.name, f"must be in [{low:g}, {high:g}], not {value}")
-        elif low is not None:
-            check(value >= low, f.name, f"cannot be negative, not {value}" if low == 0 else f"must be at least {low:g}, not {value}")
+        else:
+            check(value >= low, f.name, f"must be at least {low:g}, not {value}" if low else
+                  f"cannot be negative, not {value}")
 
 
 def check_dataset(name: str, field: str) -> list[str]:
