@@ -43,9 +43,9 @@ ATTACKS = {
 
 def validate(cfg: AttackConfig) -> None:
     """Refuse a bad setting before any work, naming its field: ranges (those a field declares are checked by
-    `validate_common`), the attack's own settings (e.g. DRUPE's
-    references), and the trigger and target, checked against the image size and the downstream's classes
-    without loading any data. The attack's name is checked by its registry first (`Task.check`)."""
+    `validate_common`), the attack's own settings (e.g. DRUPE's references: its objective is cheap to build), and
+    the trigger and target, checked against the image size and the downstream's classes without loading any data.
+    The attack's name is checked by its registry first (`Task.check`)."""
     validate_common(cfg)
     check_dataset(cfg.data, "data")
     check(0 < cfg.shadow_fraction <= 1, "shadow_fraction", f"must be in (0, 1], not {cfg.shadow_fraction}")
@@ -59,7 +59,7 @@ def validate(cfg: AttackConfig) -> None:
     check(target is not None, "target", f"{cfg.downstream!r} has no usual target class: name one")
     check_target(target, cfg.downstream)
     check_trigger(cfg.trigger, cfg.image_size)
-    ATTACKS[cfg.attack].objective(cfg)  # cheap to build
+    ATTACKS[cfg.attack].objective(cfg)
 
 
 def attack(cfg: AttackConfig, run: Run, cancel: CancelToken) -> dict:

@@ -16,7 +16,6 @@ FINETUNE_ONLY = LossSpec("finetune-only", "No teacher term: the student only tra
                          "subset (the baseline every loss should beat).", None, label="fine-tuning only")
 
 
-
 def declared() -> list[LossSpec]:
     """The `SPEC` of every module in this folder, the study's first."""
     modules = (importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__))
