@@ -136,6 +136,7 @@ def pipeline(cfg: PipelineConfig, run: Run, cancel: CancelToken) -> dict:
             "clean_encoder": attack_cfg.encoder, "encoder": distilled["encoder"], "runs": runs, "seconds": seconds}
 
 
+CHOICES = {f.name: STAGES[stage].choices[dst] for f in fields(PipelineConfig)  # the registries of the fields it sets
+           for stage, dst in f.metadata.get("sets", {}).items() if dst in STAGES[stage].choices}
 PIPELINE_TASK = Task("pipeline", PipelineConfig, pipeline, "The whole story: (pre-train,) attack, distill; clean, "
-                     "poisoned and distilled figures side by side.",
-                     choices={**ATTACK_TASK.choices, **{k: v for k, v in DISTILL_TASK.choices.items() if k != "defence"}})
+                     "poisoned and distilled figures side by side.", choices=CHOICES)

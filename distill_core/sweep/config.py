@@ -74,9 +74,9 @@ def validate(cfg: SweepConfig) -> None:
     import importlib.util
     check(not cfg.ray or importlib.util.find_spec("ray") is not None, "ray",
           "running on Ray needs it installed: pip install 'ray>=2.9'")
-    packed = next((p for p in names(cfg.placements) if p.endswith(CALIBRATED)), None)
-    check(not packed, "placements", f"{packed!r} is two settings now: placements: {split_level(packed or '')[0]} and "
-          f"calibrated: {split_level(packed or '')[0]}")
+    packed = next((p for p in names(cfg.placements) if p.endswith(CALIBRATED)), "")
+    base = packed.removesuffix(CALIBRATED)
+    check(not packed, "placements", f"{packed!r} is two settings now: placements: {base} and calibrated: {base}")
     for factor, (name, registry) in FACTORS.items():
         raw = names(getattr(cfg, name))
         check(bool(raw) or factor == "downstream", name, "name at least one")
